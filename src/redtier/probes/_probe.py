@@ -1,0 +1,78 @@
+"""The probe and attempt types shared by the probe library, detectors and scan."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CANARY_PLACEHOLDER = "{canary}"
+
+
+class Category(StrEnum):
+    """The attack family a probe belongs to; reports group results by it."""
+
+    PROMPT_INJECTION = "prompt_injection"
+    JAILBREAK = "jailbreak"
+    HARMFUL = "harmful"
+    MALICIOUS_CODE = "malicious_code"
+    PROMPT_EXTRACTION = "prompt_extraction"
+    ENCODING = "encoding"
+    """Attempts whose prompt a transform rewrote (base64, ROT13, ...)."""
+    IMPORTED = "imported"
+    """Prompts read from a user's file by an importer."""
+
+
+class Probe(BaseModel):
+    """A set of attack prompts with one goal and the detectors that judge them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")
+    """Dotted identifier, ``<category prefix>.<name>``, unique in a library."""
+    category: Category
+    goal: str
+    """What a successful attack makes the model do, in one sentence."""
+    prompts: tuple[str, ...] = Field(min_length=1)
+    """User messages sent one per attempt. ``{canary}`` is replaced per attempt."""
+    detectors: tuple[str, ...] = Field(min_length=1)
+    """Names of the detectors whose scores decide the verdict."""
+    system_prompt: str | None = None
+    """System message sent before each prompt. ``{canary}`` is replaced per attempt."""
+    uses_canary: bool = False
+    """Whether a fresh canary secret is generated for each attempt."""
+    transformable: bool = False
+    """Whether encoding transforms wrap this probe's prompts in a scan."""
+    tags: tuple[str, ...] = ()
+    source: str = "redtier"
+    """Where the prompts come from: ``redtier`` for the bundled library, else a file path."""
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts_not_blank(cls, prompts: tuple[str, ...]) -> tuple[str, ...]:
+        for index, prompt in enumerate(prompts):
+            if not prompt.strip():
+                raise ValueError(f"prompt {index} is empty")
+        return prompts
+
+
+class Attempt(BaseModel):
+    """One prompt, exactly as it is sent to the model, with what judging it needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    """Stable identity within a run: ``<probe id>/<prompt index>/<transform or 'none'>``."""
+    seq: int
+    """Position in the run's plan."""
+    probe_id: str
+    category: Category
+    goal: str
+    prompt: str
+    """The user message as sent, after canary substitution and any transform."""
+    original_prompt: str
+    """The user message before any transform."""
+    system_prompt: str | None = None
+    transform: str | None = None
+    canary: str | None = None
+    detectors: tuple[str, ...]
