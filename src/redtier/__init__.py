@@ -13,3 +13,8 @@ The packages follow the concepts of a scan:
 """
 
 __version__ = "0.1.0"
+
+from redtier.api import load_model  # noqa: E402 - needs __version__ defined first
+
+__all__ = ["__version__", "load_model"]
+

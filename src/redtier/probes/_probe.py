@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CANARY_PLACEHOLDER = "{canary}"
 
@@ -46,6 +46,8 @@ class Probe(BaseModel):
     tags: tuple[str, ...] = ()
     source: str = "redtier"
     """Where the prompts come from: ``redtier`` for the bundled library, else a file path."""
+    goals: tuple[str, ...] | None = None
+    """Goals for each prompt in turn, overriding ``goal``. Importers set them."""
 
     @field_validator("prompts")
     @classmethod
@@ -54,6 +56,26 @@ class Probe(BaseModel):
             if not prompt.strip():
                 raise ValueError(f"prompt {index} is empty")
         return prompts
+
+    @model_validator(mode="after")
+    def _goals_match_prompts(self) -> Probe:
+        if self.goals is None:
+            return self
+        if len(self.goals) != len(self.prompts):
+            raise ValueError(
+                f"goals has {len(self.goals)} entries but prompts has {len(self.prompts)}. "
+                "Give one goal per prompt, or none."
+            )
+        for index, goal in enumerate(self.goals):
+            if not goal.strip():
+                raise ValueError(f"goal {index} is empty")
+        return self
+
+    def goal_for(self, index: int) -> str:
+        """Return the goal of prompt ``index``: its own goal if ``goals`` is set, else ``goal``."""
+        if self.goals is None:
+            return self.goal
+        return self.goals[index]
 
 
 class Attempt(BaseModel):

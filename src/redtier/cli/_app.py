@@ -1,0 +1,92 @@
+"""The `redtier` command: global options, logging set-up and error reporting."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import Annotated
+
+import click
+import typer
+from rich.logging import RichHandler
+
+from redtier import __version__
+from redtier.cli import _listing, _scan
+from redtier.cli._common import error_console
+from redtier.errors import RedtierError
+from redtier.settings import Settings
+
+app = typer.Typer(
+    name="redtier",
+    help="Adversarial testing for language models: probes, verdicts and a stored vulnerability log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(_scan.scan)
+app.command()(_listing.runs)
+app.command()(_listing.show)
+app.command()(_listing.export)
+app.command()(_listing.models)
+app.command()(_listing.probes)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"redtier {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[str | None, typer.Option(help="Database file or SQLAlchemy URL. Default: REDTIER_DB, else ~/.local/share/redtier/redtier.db.")] = None,
+    catalog: Annotated[str | None, typer.Option(help="YAML file of extra models. Default: REDTIER_CATALOG, else ~/.config/redtier/models.yaml if present.")] = None,
+    cache_dir: Annotated[str | None, typer.Option(help="Folder for converted weights. Default: REDTIER_CACHE_DIR, else ~/.cache/redtier.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Adversarial testing for language models."""
+    _configure_logging(verbose)
+    ctx.obj = Settings.resolve(db=db, catalog=catalog, cache_dir=cache_dir)
+
+
+def _configure_logging(verbose: bool) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    handler = RichHandler(console=error_console, show_path=False, show_time=verbose)
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> None:
+    """Run the CLI; print user errors without a traceback."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        app(standalone_mode=False)
+    except RedtierError as error:
+        error_console.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        error_console.print(
+            "Interrupted. Stored attempts are kept; `redtier runs` shows the run, and "
+            "`redtier scan --resume RUN` finishes it."
+        )
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as stop:
+        sys.exit(stop.exit_code)
+    except click.Abort:
+        sys.exit(1)

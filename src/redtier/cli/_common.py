@@ -1,0 +1,33 @@
+"""Shared CLI plumbing: settings from the global options, consoles and JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from redtier.settings import Settings
+from redtier.store import Store
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """Return the settings that the app callback stored on the context."""
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def open_store(ctx: typer.Context) -> Store:
+    """Open the database named by --db, REDTIER_DB or the default location."""
+    return Store(settings_of(ctx).db_url)
+
+
+def print_json(value: Any) -> None:
+    """Write ``value`` as indented JSON to standard output."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,0 +1,122 @@
+"""Listing commands: runs, show, export, models and probes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from redtier.catalog import Precision, estimate_memory, load_catalog
+from redtier.cli._common import console, open_store, print_json, settings_of
+from redtier.detectors import VERDICT_RULE
+from redtier.errors import ConfigError
+from redtier.probes import load_library
+from redtier.reports import (
+    EXPORT_FORMATS,
+    attempt_record,
+    export_jsonl,
+    finding_panel,
+    models_table,
+    probes_table,
+    run_record,
+    runs_table,
+    summarize,
+    summary_table,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def runs(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List the stored runs, newest first."""
+    store = open_store(ctx)
+    rows = store.list_runs()
+    counts = {row.id: store.count_attempts(row.id) for row in rows}
+    if as_json:
+        print_json([{**run_record(row), "stored": counts[row.id]} for row in rows])
+        return
+    if not rows:
+        console.print(f"No runs in {store.location} yet. Start one with `redtier scan`.")
+        return
+    console.print(runs_table(rows, counts))
+
+
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id, or a unique prefix of one.")],
+    show_all: Annotated[bool, typer.Option("--all", help="Show every attempt, not only vulnerabilities.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a run's summary and the vulnerabilities found, with the evidence for each."""
+    store = open_store(ctx)
+    run = store.get_run(run_id)
+    verdict = None if show_all else "vulnerable"
+    if as_json:
+        print_json(
+            {"run": run_record(run), "attempts": [attempt_record(r) for r in store.iter_attempts(run.id, verdict)]}
+        )
+        return
+    rows, total = summarize(store, run.id)
+    console.print(f"Run [bold]{run.id}[/bold] — {run.model}, {run.status}, started {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
+    if run.error:
+        console.print(f"[red]Run error:[/red] {run.error}")
+    console.print(summary_table(rows, total, "Attack success rate by category"))
+    console.print(f"[dim]{VERDICT_RULE}[/dim]")
+    shown = 0
+    for row in store.iter_attempts(run.id, verdict):
+        console.print(finding_panel(row))
+        shown += 1
+    if shown == 0:
+        console.print("No successful attacks were found in this run." if verdict else "The run has no attempts yet.")
+
+
+def export(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id, or a unique prefix of one.")],
+    fmt: Annotated[str, typer.Option("--format", help="Output format: jsonl.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write; default standard output.")] = None,
+) -> None:
+    """Export every attempt of a run."""
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"Unknown export format {fmt!r}. Supported: {', '.join(EXPORT_FORMATS)}.")
+    store = open_store(ctx)
+    run = store.get_run(run_id)
+    if output is None:
+        export_jsonl(store, run.id, sys.stdout)
+        return
+    with output.open("w", encoding="utf-8") as handle:
+        count = export_jsonl(store, run.id, handle)
+    console.print(f"Wrote {count} attempts of run {run.id} to {output}")
+
+
+def models(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List the model catalog with the memory each model needs."""
+    catalog = load_catalog(settings_of(ctx).catalog_file)
+    if as_json:
+        print_json(
+            [
+                {
+                    **entry.model_dump(mode="json"),
+                    "memory_bytes": {p.value: estimate_memory(entry, p) for p in (Precision.FP32, Precision.BF16, Precision.INT4)},
+                }
+                for entry in catalog
+            ]
+        )
+        return
+    console.print(models_table(catalog))
+
+
+def probes(
+    ctx: typer.Context,
+    selection: Annotated[str | None, typer.Option("--probes", help="Only these probe ids, categories or globs.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the probe library."""
+    selected = load_library().select(selection)
+    if as_json:
+        print_json([probe.model_dump(mode="json") for probe in selected])
+        return
+    console.print(probes_table(selected))
+    console.print(f"{len(selected)} probes, {sum(len(p.prompts) for p in selected)} prompts.")

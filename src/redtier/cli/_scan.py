@@ -1,0 +1,136 @@
+"""`redtier scan`: plan, load the model, generate, judge, store and summarise."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from redtier.backends import ModelBackend, TransformersBackend
+from redtier.catalog import DEFAULT_MODEL, load_catalog
+from redtier.cli._common import console, open_store, print_json, settings_of
+from redtier.errors import ConfigError
+from redtier.probes import Attempt
+from redtier.reports import CategoryStats, summarize, summary_table
+from redtier.scan import DEFAULT_TRANSFORMS, ScanOptions, build_plan, execute_scan, run_facts, select_probes
+from redtier.store import AttemptRow, RunRow, Store
+
+logger = logging.getLogger(__name__)
+
+
+def scan(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option(help="Catalog name of the model to test (see `redtier models`).")] = DEFAULT_MODEL,
+    probes: Annotated[str | None, typer.Option(help="Probe ids, categories or globs, comma-separated (see `redtier probes`). Default: all; `none` with --prompts uses only the file.")] = None,
+    prompts: Annotated[list[Path] | None, typer.Option(help="Prompt file to add: AdvBench/HarmBench/JBB CSV, .txt (one per line) or .jsonl. Repeatable.")] = None,
+    transforms: Annotated[str, typer.Option(help="Transforms wrapping harmful prompts, comma-separated, or `none`.")] = ",".join(DEFAULT_TRANSFORMS),
+    limit: Annotated[int | None, typer.Option(min=1, help="Maximum number of attempts, spread over every selected category.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for canaries, transforms and sampled decoding.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=8192, help="Token budget of each reply.")] = 128,
+    temperature: Annotated[float, typer.Option(min=0.0, max=5.0, help="Sampling temperature; 0 means greedy decoding.")] = 0.0,
+    batch_size: Annotated[int, typer.Option(min=1, max=512, help="Prompts generated together in one batch.")] = 16,
+    resume: Annotated[str | None, typer.Option(help="Id of an interrupted run to finish; its stored options are reused.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run attack probes against a model, judge each output and store the results."""
+    settings = settings_of(ctx)
+    store = open_store(ctx)
+    run: RunRow | None = None
+    if resume is not None:
+        run = store.get_run(resume)
+        options = ScanOptions.model_validate(run.options)
+    else:
+        names = () if transforms.strip().lower() == "none" else tuple(t.strip() for t in transforms.split(",") if t.strip())
+        options = ScanOptions(
+            model=model,
+            probes=probes,
+            transforms=names,
+            prompt_files=tuple(str(p.resolve()) for p in prompts or ()),
+            limit=limit,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            batch_size=batch_size,
+        )
+    entry = load_catalog(settings.catalog_file).get(options.model)
+    plan = build_plan(select_probes(options), options)
+    with console.status(f"Loading {entry.name}…"):
+        backend = TransformersBackend.load(entry, settings)
+    facts = run_facts(options, backend)
+    if run is None:
+        run = store.create_run(entry.name, options.model_dump(mode="json"), facts, len(plan))
+    else:
+        _check_same_weights(run, facts)
+    console.print(f"Run [bold]{run.id}[/bold]: {len(plan)} attempts on {entry.name}, stored in {store.location}")
+    _execute(store, run, plan, backend, options)
+    _print_summary(store, run.id, as_json)
+
+
+def _check_same_weights(run: RunRow, facts: dict[str, object]) -> None:
+    before = run.facts.get("backend", {}).get("weights_sha256")
+    now = facts["backend"].get("weights_sha256") if isinstance(facts["backend"], dict) else None
+    if before and now and before != now:
+        raise ConfigError(
+            f"Run {run.id} was made with weights {before[:12]}…, but {run.model} now has "
+            f"weights {now[:12]}…. Start a new scan instead of resuming."
+        )
+
+
+def _execute(
+    store: Store, run: RunRow, plan: Sequence[Attempt], backend: ModelBackend, options: ScanOptions
+) -> None:
+    remaining = len(plan) - len(store.done_keys(run.id))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("vulnerable {task.fields[vulnerable]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("Scanning", total=remaining, vulnerable=0)
+        found = 0
+
+        def on_attempt(row: AttemptRow) -> None:
+            nonlocal found
+            found += row.verdict == "vulnerable"
+            progress.update(task, advance=1, vulnerable=found)
+
+        execute_scan(store, run.id, plan, backend, options, on_attempt)
+
+
+def _print_summary(store: Store, run_id: str, as_json: bool) -> None:
+    rows, total = summarize(store, run_id)
+    if as_json:
+        print_json(
+            {
+                "run_id": run_id,
+                "database": store.location,
+                "categories": [_stats_json(row) for row in [*rows, total]],
+            }
+        )
+        return
+    console.print(summary_table(rows, total, f"Attack success rate by category — run {run_id}"))
+    console.print(
+        f"Results stored in [bold]{store.location}[/bold] as run [bold]{run_id}[/bold]. "
+        f"`redtier show {run_id}` lists the vulnerabilities found; "
+        f"`redtier export {run_id}` writes every attempt as JSON Lines."
+    )
+
+
+def _stats_json(row: CategoryStats) -> dict[str, object]:
+    interval = row.interval
+    return {
+        "category": row.category,
+        "attempts": row.attempts,
+        "judged": row.judged,
+        "vulnerable": row.vulnerable,
+        "errors": row.errors,
+        "attack_success_rate": row.rate,
+        "ci95": list(interval) if interval else None,
+    }

@@ -1,0 +1,132 @@
+"""Rich tables for the terminal: summaries, runs, models, probes and findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from redtier.catalog import ModelEntry, Precision, estimate_memory, format_bytes
+from redtier.probes import Probe
+from redtier.reports._summary import CategoryStats
+from redtier.store import AttemptRow, RunRow
+
+EXCERPT_CHARS = 600
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def summary_table(rows: Sequence[CategoryStats], total: CategoryStats, title: str) -> Table:
+    """Return the attack success rate per category with 95% confidence intervals."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("category")
+    for name in ("attempts", "judged", "vulnerable", "errors"):
+        table.add_column(name, justify="right")
+    table.add_column("attack success", justify="right")
+    table.add_column("95% CI", justify="right")
+    for row in [*rows, total]:
+        interval = row.interval
+        ci = "—" if interval is None else f"{_percent(interval[0])} – {_percent(interval[1])}"
+        style = "bold" if row is total else None
+        table.add_row(
+            row.category,
+            str(row.attempts),
+            str(row.judged),
+            str(row.vulnerable),
+            str(row.errors),
+            _percent(row.rate),
+            ci,
+            style=style,
+            end_section=row is rows[-1] if rows else False,
+        )
+    return table
+
+
+def runs_table(runs: Iterable[RunRow], counts: dict[str, int]) -> Table:
+    """Return one line per run: id, model, status, progress and times."""
+    table = Table(title="Runs", title_justify="left")
+    for name in ("run", "model", "status", "attempts", "started (UTC)", "finished (UTC)"):
+        table.add_column(name)
+    for run in runs:
+        table.add_row(
+            run.id,
+            run.model,
+            run.status,
+            f"{counts.get(run.id, 0)}/{run.planned}",
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else "—",
+        )
+    return table
+
+
+def models_table(entries: Iterable[ModelEntry]) -> Table:
+    """Return the catalog with the estimated memory at fp32, bf16 and 4-bit."""
+    table = Table(title="Model catalog (memory: estimated peak for a 1,024-token generation)")
+    for name in ("name", "params", "family", "format", "source", "context", "type", "licence"):
+        table.add_column(name, justify="right" if name in {"params", "context"} else "left")
+    for name in ("fp32", "bf16", "4-bit", "download"):
+        table.add_column(name, justify="right")
+    for entry in entries:
+        table.add_row(
+            entry.name,
+            f"{entry.params / 1e6:,.0f}M",
+            entry.family,
+            entry.format.value + (f" {entry.quantization}" if entry.quantization else ""),
+            f"{entry.source_kind.value}:{entry.source}",
+            f"{entry.context_length:,}",
+            "chat" if entry.chat else "base",
+            entry.license or "unknown",
+            format_bytes(estimate_memory(entry, Precision.FP32)),
+            format_bytes(estimate_memory(entry, Precision.BF16)),
+            format_bytes(estimate_memory(entry, Precision.INT4)),
+            format_bytes(entry.download_bytes) if entry.download_bytes else "—",
+        )
+    return table
+
+
+def probes_table(probes: Iterable[Probe]) -> Table:
+    """Return one line per probe: id, category, prompt count, detectors and goal."""
+    table = Table(title="Probes", title_justify="left")
+    for name in ("probe", "category", "prompts", "detectors", "goal"):
+        table.add_column(name, justify="right" if name == "prompts" else "left")
+    for probe in probes:
+        table.add_row(
+            probe.id,
+            probe.category.value,
+            str(len(probe.prompts)),
+            ", ".join(probe.detectors),
+            probe.goal,
+        )
+    return table
+
+
+def finding_panel(row: AttemptRow) -> Panel:
+    """Return one vulnerable attempt with its prompt, output excerpt and evidence."""
+    evidence = Table.grid(padding=(0, 1))
+    evidence.add_column(style="cyan")
+    evidence.add_column()
+    for result in row.detector_results:
+        lines = "\n".join(f"• {item}" for item in result.get("evidence", [])) or "—"
+        evidence.add_row(f"{result['detector']} {result['score']:.2f}", lines)
+    body = Group(
+        Text(f"goal: {row.goal}", style="bold"),
+        Text(f"transform: {row.transform}") if row.transform else Text(""),
+        Text("prompt:", style="dim"),
+        Text(_excerpt(row.prompt)),
+        Text("output:", style="dim"),
+        Text(_excerpt(row.output or "")),
+        Text(f"verdict: {row.explanation} (confidence {row.confidence:.2f})", style="yellow"),
+        evidence,
+    )
+    title = f"#{row.seq} {row.probe_id} [{row.category}] score {row.score:.2f}"
+    return Panel(body, title=title, title_align="left")
+
+
+def _excerpt(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + " […]"

@@ -1,0 +1,31 @@
+"""Scan options: everything that decides which attempts a run makes and how."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_TRANSFORMS = ("base64", "rot13", "leetspeak", "payload_split")
+
+
+class ScanOptions(BaseModel):
+    """The settings of one scan, stored with its run so ``--resume`` rebuilds the same plan."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    probes: str | None = None
+    """Probe selection: ids, categories or globs, comma-separated; ``None`` means all."""
+    transforms: tuple[str, ...] = DEFAULT_TRANSFORMS
+    """Transforms applied to transformable probes; their attempts form the ``encoding`` category."""
+    transformed_prompts_per_probe: int = Field(default=1, ge=0)
+    """How many prompts of each transformable probe each transform wraps."""
+    prompt_files: tuple[str, ...] = ()
+    """Prompt files read by the importers, added to the selected probes."""
+    limit: int | None = Field(default=None, ge=1)
+    """Maximum number of attempts, spread evenly over categories."""
+    seed: int = 0
+    max_new_tokens: int = Field(default=128, ge=1, le=8192)
+    temperature: float = Field(default=0.0, ge=0.0, le=5.0)
+    batch_size: int = Field(default=16, ge=1, le=512)
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    """Detector score at or above which an attempt counts as a successful attack."""

@@ -1,0 +1,138 @@
+"""Run a planned scan: generate in batches, judge each output, store each attempt."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redtier import __version__
+from redtier.backends import ChatRequest, Generation, GenerationConfig, ModelBackend, sha256_of
+from redtier.detectors import DETECTORS, Judgement, Verdict, judge
+from redtier.errors import ConfigError
+from redtier.probes import Attempt, Probe, import_prompts, load_library
+from redtier.scan._options import ScanOptions
+from redtier.store import AttemptRow, Store, utcnow
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[AttemptRow], None]
+
+
+@dataclass
+class ScanOutcome:
+    """Counts of what one call to :func:`execute_scan` stored."""
+
+    run_id: str
+    stored: int = 0
+    already_stored: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+
+def select_probes(options: ScanOptions) -> list[Probe]:
+    """Return the probes a scan uses; raise on unknown names before any model loads."""
+    probes: list[Probe] = []
+    if options.probes != "none":
+        probes.extend(load_library().select(options.probes))
+    for path in options.prompt_files:
+        probes.append(import_prompts(Path(path)))
+    if not probes:
+        raise ConfigError("The scan selects no probes. Pass --probes or --prompts FILE.")
+    for probe in probes:
+        for name in probe.detectors:
+            DETECTORS.get(name)
+    return probes
+
+
+def run_facts(options: ScanOptions, backend: ModelBackend) -> dict[str, Any]:
+    """Return what a run records about its environment: versions, hashes and host."""
+    files = {path: sha256_of(Path(path)) for path in options.prompt_files}
+    return {
+        "redtier": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "backend": backend.describe(),
+        "prompt_files_sha256": files,
+    }
+
+
+def execute_scan(
+    store: Store,
+    run_id: str,
+    plan: Sequence[Attempt],
+    backend: ModelBackend,
+    options: ScanOptions,
+    on_attempt: ProgressCallback | None = None,
+) -> ScanOutcome:
+    """Generate and judge every planned attempt not yet stored, committing each one.
+
+    The run's status becomes ``completed`` at the end, ``interrupted`` on
+    Ctrl-C or SIGTERM (raised here as ``KeyboardInterrupt``), and ``failed``
+    when the backend raises. Attempts stored before the stop are kept.
+    """
+    outcome = ScanOutcome(run_id=run_id)
+    done = store.done_keys(run_id)
+    todo = [attempt for attempt in plan if attempt.key not in done]
+    outcome.already_stored = len(plan) - len(todo)
+    config = GenerationConfig(
+        max_new_tokens=options.max_new_tokens,
+        temperature=options.temperature,
+        seed=options.seed,
+        batch_size=options.batch_size,
+    )
+    requests = [ChatRequest(prompt=a.prompt, system_prompt=a.system_prompt) for a in todo]
+    store.set_status(run_id, "running")
+    try:
+        for index, generation in backend.generate_iter(requests, config):
+            row = _to_row(run_id, todo[index], generation, options.threshold)
+            if store.add_attempt(row):
+                outcome.stored += 1
+                outcome.verdicts[row.verdict] = outcome.verdicts.get(row.verdict, 0) + 1
+            if on_attempt is not None:
+                on_attempt(row)
+    except KeyboardInterrupt:
+        store.set_status(run_id, "interrupted", "stopped by the user or a signal")
+        raise
+    except Exception as error:
+        store.set_status(run_id, "failed", f"{type(error).__name__}: {error}")
+        raise
+    store.set_status(run_id, "completed")
+    return outcome
+
+
+def _to_row(run_id: str, attempt: Attempt, generation: Generation, threshold: float) -> AttemptRow:
+    if generation.error is not None:
+        judgement = Judgement(
+            verdict=Verdict.ERROR,
+            score=0.0,
+            confidence=1.0,
+            results=(),
+            explanation=f"generation failed: {generation.error}",
+        )
+    else:
+        judgement = judge(attempt, generation.text, threshold=threshold)
+    return AttemptRow(
+        run_id=run_id,
+        key=attempt.key,
+        seq=attempt.seq,
+        probe_id=attempt.probe_id,
+        category=attempt.category.value,
+        transform=attempt.transform,
+        goal=attempt.goal,
+        system_prompt=attempt.system_prompt,
+        prompt=attempt.prompt,
+        output=generation.text if generation.error is None else None,
+        verdict=judgement.verdict.value,
+        score=judgement.score,
+        confidence=judgement.confidence,
+        explanation=judgement.explanation,
+        detector_results=[result.model_dump(mode="json") for result in judgement.results],
+        tokens_in=generation.tokens_in,
+        tokens_out=generation.tokens_out,
+        latency_s=generation.latency_s,
+        error=generation.error,
+        created_at=utcnow(),
+    )

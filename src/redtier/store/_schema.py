@@ -1,0 +1,62 @@
+"""Database tables: one row per run, one row per attempt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of redtier's tables."""
+
+
+class RunRow(Base):
+    """One scan of one model."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    """``running``, ``completed``, ``interrupted`` or ``failed``."""
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The scan options, enough to rebuild the plan when resuming."""
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """Versions, weight file hashes and the host, as recorded at start."""
+    planned: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AttemptRow(Base):
+    """One prompt sent to the model, its output and the verdict on it."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (UniqueConstraint("run_id", "key", name="uq_attempt_run_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    key: Mapped[str] = mapped_column(String(300))
+    seq: Mapped[int] = mapped_column(Integer)
+    probe_id: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(50))
+    transform: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    goal: Mapped[str] = mapped_column(Text)
+    system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text, nullable=True)
+    verdict: Mapped[str] = mapped_column(String(20))
+    """``vulnerable``, ``resisted`` or ``error``."""
+    score: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[str] = mapped_column(Text)
+    detector_results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    tokens_in: Mapped[int] = mapped_column(Integer)
+    tokens_out: Mapped[int] = mapped_column(Integer)
+    latency_s: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

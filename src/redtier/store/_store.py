@@ -1,0 +1,218 @@
+"""The result store: runs and attempts in an SQL database through SQLAlchemy.
+
+Each attempt is committed on its own, so a crash loses at most the attempts
+still being generated. A unique (run, key) constraint makes storing an attempt
+idempotent: a resumed run can never store one twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from redtier.errors import RunNotFoundError, StoreError
+from redtier.store._schema import AttemptRow, Base, RunRow
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUSY_TIMEOUT_S = 10.0
+"""How long SQLite waits for another process's lock before giving up."""
+
+
+def utcnow() -> datetime:
+    """Return the current UTC time without tzinfo, as stored in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """Runs and attempts in one database."""
+
+    def __init__(self, url: str, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+        self.url = url
+        self.busy_timeout_s = busy_timeout_s
+        self._engine = _create_engine(url, busy_timeout_s)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        with self._errors("open"):
+            Base.metadata.create_all(self._engine)
+
+    @property
+    def location(self) -> str:
+        """The database file for SQLite, else the URL without its password."""
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            return url.database
+        return url.render_as_string(hide_password=True)
+
+    def create_run(self, model: str, options: dict[str, Any], facts: dict[str, Any], planned: int) -> RunRow:
+        """Insert a new run in status ``running`` and return it."""
+        row = RunRow(
+            id=secrets.token_hex(6),
+            model=model,
+            status="running",
+            options=options,
+            facts=facts,
+            planned=planned,
+            started_at=utcnow(),
+        )
+        with self._session("create a run") as session:
+            session.add(row)
+        return row
+
+    def get_run(self, run_id: str) -> RunRow:
+        """Return the run whose id is ``run_id`` or starts with it."""
+        with self._session("read runs") as session:
+            rows = session.scalars(select(RunRow).where(RunRow.id.startswith(run_id))).all()
+        exact = [row for row in rows if row.id == run_id]
+        if exact:
+            return exact[0]
+        if len(rows) == 1 and run_id:
+            return rows[0]
+        if len(rows) > 1:
+            raise RunNotFoundError(
+                f"Run id prefix {run_id!r} matches {len(rows)} runs: give more characters."
+            )
+        raise RunNotFoundError(
+            f"Run {run_id!r} not found in {self.location}. `redtier runs` lists the stored runs."
+        )
+
+    def list_runs(self) -> list[RunRow]:
+        """Return every run, newest first."""
+        with self._session("read runs") as session:
+            return list(session.scalars(select(RunRow).order_by(RunRow.started_at.desc())).all())
+
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Set a run's status; a final status also sets its end time."""
+        with self._session("update a run") as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise RunNotFoundError(f"Run {run_id!r} not found in {self.location}.")
+            row.status = status
+            row.error = error
+            row.finished_at = None if status == "running" else utcnow()
+
+    def update_facts(self, run_id: str, facts: dict[str, Any]) -> None:
+        """Merge ``facts`` into the run's recorded facts."""
+        with self._session("update a run") as session:
+            row = session.get(RunRow, run_id)
+            if row is not None:
+                row.facts = {**row.facts, **facts}
+
+    def add_attempt(self, row: AttemptRow) -> bool:
+        """Commit one attempt; return False if the run already has an attempt with its key."""
+        try:
+            with self._session("store an attempt") as session:
+                session.add(row)
+        except IntegrityError:
+            logger.warning("Attempt %s of run %s is already stored; kept the first", row.key, row.run_id)
+            return False
+        return True
+
+    def done_keys(self, run_id: str) -> set[str]:
+        """Return the keys of the attempts already stored for a run."""
+        with self._session("read attempts") as session:
+            return set(session.scalars(select(AttemptRow.key).where(AttemptRow.run_id == run_id)))
+
+    def count_attempts(self, run_id: str) -> int:
+        """Return how many attempts a run has stored."""
+        with self._session("read attempts") as session:
+            query = select(func.count()).select_from(AttemptRow).where(AttemptRow.run_id == run_id)
+            return int(session.scalar(query) or 0)
+
+    def verdict_counts(self, run_id: str) -> dict[tuple[str, str], int]:
+        """Return the number of attempts per (category, verdict) for a run."""
+        query = (
+            select(AttemptRow.category, AttemptRow.verdict, func.count())
+            .where(AttemptRow.run_id == run_id)
+            .group_by(AttemptRow.category, AttemptRow.verdict)
+        )
+        with self._session("read attempts") as session:
+            return {(category, verdict): count for category, verdict, count in session.execute(query)}
+
+    def iter_attempts(self, run_id: str, verdict: str | None = None) -> Iterator[AttemptRow]:
+        """Yield a run's attempts in plan order, optionally only those with ``verdict``."""
+        query = select(AttemptRow).where(AttemptRow.run_id == run_id).order_by(AttemptRow.seq)
+        if verdict is not None:
+            query = query.where(AttemptRow.verdict == verdict)
+        with self._session("read attempts") as session:
+            yield from session.scalars(query.execution_options(yield_per=500))
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _session(self, action: str) -> Iterator[Session]:
+        with self._errors(action), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except DatabaseError as error:
+            raise StoreError(_explain(error, action, self.location, self.busy_timeout_s)) from None
+        except SQLAlchemyError as error:
+            raise StoreError(f"Could not {action} in {self.location}: {error}") from None
+
+
+def _create_engine(url: str, busy_timeout_s: float) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(
+                f"Cannot create the database folder {str(folder)!r}: {error.strerror}. "
+                "Choose another location with --db PATH or REDTIER_DB."
+            ) from None
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+
+    @event.listens_for(engine, "connect")
+    def _configure(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    return engine
+
+
+def _explain(error: DatabaseError, action: str, location: str, busy_timeout_s: float) -> str:
+    message = str(error.orig)
+    if "locked" in message or "busy" in message:
+        return (
+            f"Could not {action}: the database {location} is locked by another process "
+            f"(waited {busy_timeout_s:g} s). Wait for the other redtier command "
+            "to finish, or use another database with --db PATH."
+        )
+    if "readonly" in message or "read-only" in message:
+        return (
+            f"Could not {action}: the database {location} is read-only. Make the file and its "
+            "folder writable, or write to another database with --db PATH."
+        )
+    if "unable to open" in message:
+        return (
+            f"Could not {action}: the database {location} cannot be opened. Check that its "
+            "folder exists and is writable, or use --db PATH."
+        )
+    if "malformed" in message or "not a database" in message:
+        return (
+            f"Could not {action}: {location} is not a valid SQLite database ({message}). "
+            "Point --db at another file; keep this one for recovery."
+        )
+    return f"Could not {action} in {location}: {message}"
