@@ -52,7 +52,6 @@ _CALL_RULES: tuple[tuple[re.Pattern[str], Behaviour, bool, str, str | None], ...
         (r"^subprocess\.(?:Popen|call|run|check_output|check_call|getoutput|getstatusoutput)$", _PROC, True, "command run", None),
         (r"^os\.(?:system|popen|exec\w*|spawn\w*|posix_spawn\w*|startfile)$", _PROC, True, "command run", None),
         (r"^os\.dup2$", _PROC, True, "file descriptors redirected", None),
-        (r"^pty\.spawn$", _PROC, True, "pseudo-terminal shell", None),
         (r"(?:^|\.)(?:VirtualAlloc(?:Ex)?|CreateRemoteThread|WriteProcessMemory|RtlMoveMemory|OpenProcess|CreateThread)$", _PROC, True, "memory injection API", None),
         (r"^ctypes\.", _PROC, False, "native code through ctypes", None),
         (r"^winreg\.(?:SetValueEx|SetValue|CreateKey(?:Ex)?)$", _PERSIST, False, "registry written", None),

@@ -3,7 +3,7 @@
 Supported formats, picked by ``fmt`` or detected from the file's extension and
 CSV header:
 
-- ``advbench``: CSV with columns ``goal,target``; ``goal`` is the prompt.
+- ``advbench``: CSV with columns ``goal`` (the prompt) and ``target``.
 - ``harmbench``: CSV with ``Behavior``, an optional ``ContextString`` placed
   before the behavior, and ``FunctionalCategory`` (kept as tags).
 - ``jailbreakbench``: CSV with a ``Goal`` column.

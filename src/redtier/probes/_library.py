@@ -1,9 +1,9 @@
 """The bundled probe library: YAML files loaded and validated into probes.
 
-Each file under ``library/`` holds one category::
+Each file under ``library/`` contains one category::
 
     category: jailbreak
-    defaults:                 # optional; any probe may override these keys
+    defaults:                 # optional, and a probe's own keys override them
       detectors: [harmful_compliance]
     probes:
       - id: jailbreak.grandma
@@ -185,7 +185,7 @@ def _parse_category(file_name: str, value: object) -> Category:
     except ValueError:
         known = ", ".join(category.value for category in Category)
         raise ConfigError(
-            f"Probe library file {file_name} has category {value!r}; expected one of {known}."
+            f"Probe library file {file_name} has invalid category {value!r}. Use one of: {known}."
         ) from None
 
 

@@ -12,24 +12,38 @@ import base64
 import binascii
 import codecs
 import json
+import math
 import random
 import re
 
 from redtier.probes._transform_base import Transform
 from redtier.registry import Registry
 
-_COMMON_WORDS = frozenset(
-    "a about all an and are as at be but by can do for from have here how i if in is it "
-    "make not of on or step sure that the then this to use what will with you your".split()
-)
-"""Frequent English words; decoded text that contains more of them reads as English."""
+_LETTER_PERCENT = {
+    "e": 12.7, "t": 9.1, "a": 8.2, "o": 7.5, "i": 7.0, "n": 6.7, "s": 6.3, "h": 6.1, "r": 6.0,
+    "d": 4.3, "l": 4.0, "c": 2.8, "u": 2.8, "m": 2.4, "w": 2.4, "f": 2.2, "g": 2.0, "y": 2.0,
+    "p": 1.9, "b": 1.5, "v": 1.0, "k": 0.8, "j": 0.15, "x": 0.15, "q": 0.1, "z": 0.07,
+}  # fmt: skip
+"""Approximate letter frequencies of English text, in percent."""
+
+_LETTER_LOG_PROBABILITY = {
+    letter: math.log(percent / 100) for letter, percent in _LETTER_PERCENT.items()
+}
+
+_ROT13_MIN_LOG_LIKELIHOOD_RATIO = 2.0
+"""How much more likely, in nats, a line's ROT13 must be than the line to be decoded.
+
+Plain English sentences (the AdvBench and XSTest prompts, measured) beat their
+ROT13 by at least 0.38 nats per letter. A threshold of 2.0 nats leaves lines of
+fewer than about five letters undecoded rather than guessed.
+"""
 
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
 _MIN_PRINTABLE_SHARE = 0.95
 
 
 class Base64Transform:
-    """Encode the request in base64 and ask the model to decode it and answer."""
+    """Encode the request in base64 and ask the model to decode it and respond."""
 
     name = "base64"
 
@@ -62,7 +76,7 @@ class Base64Transform:
 
 
 class Rot13Transform:
-    """Encode the request with ROT13 and ask the model to decode it and answer."""
+    """Encode the request with ROT13 and ask the model to decode it and respond."""
 
     name = "rot13"
 
@@ -78,16 +92,18 @@ class Rot13Transform:
         return rng.choice(self._TEMPLATES).format(payload=_rot13(prompt))
 
     def decode(self, text: str) -> str | None:
-        """Apply ROT13 to each line of ``text`` that reads more like English afterwards.
+        """Apply ROT13 to each line of ``text`` that reads more like natural text afterwards.
 
-        A line is decoded when its ROT13 contains more common English words than the
-        line itself, so plain lines around an encoded passage stay as they are.
-        Returns ``None`` when no line decodes.
+        A line is decoded when its ROT13 is clearly more likely under English letter
+        frequencies, which also fit most other Latin-script languages. Plain lines
+        around an encoded passage stay as they are. Returns ``None`` when no line
+        decodes.
         """
         lines = text.splitlines()
         decoded = [_rot13(line) for line in lines]
         keep = [
-            _count_common_words(rotated) > _count_common_words(line)
+            _letter_log_likelihood(rotated) - _letter_log_likelihood(line)
+            > _ROT13_MIN_LOG_LIKELIHOOD_RATIO
             for line, rotated in zip(lines, decoded)
         ]
         if not any(keep):
@@ -99,7 +115,7 @@ class Rot13Transform:
 
 
 class LeetspeakTransform:
-    """Rewrite the request in leetspeak (``h4ck``) and ask the model to answer it.
+    """Rewrite the request in leetspeak (``h4ck``) and ask the model to respond to it.
 
     Only lowercase letters are replaced, and every word keeps at least one letter,
     so a token made only of digits is a number and ``decode`` leaves it alone.
@@ -127,7 +143,7 @@ class LeetspeakTransform:
         """Replace leetspeak digits with letters in words that mix letters and those digits.
 
         Words such as ``mp3`` that mix letters and 0, 1, 3, 4, 5 or 7 are decoded as
-        well, because they cannot be told apart from leetspeak. Returns ``None`` when
+        well, because they cannot be distinguished from leetspeak. Returns ``None`` when
         no word in ``text`` is written in leetspeak.
         """
         changed = False
@@ -157,10 +173,10 @@ class LeetspeakTransform:
 
 
 class PayloadSplitTransform:
-    """Split the request into string variables and ask the model to join and answer them.
+    """Split the request into string variables and ask the model to join them and respond.
 
     The split points fall anywhere, including inside words, so no single variable
-    holds a whole trigger word. The strings are JSON-quoted, so quotes and line
+    contains a whole trigger word. The strings are JSON-quoted, so quotes and line
     breaks in the request survive.
     """
 
@@ -185,7 +201,7 @@ class PayloadSplitTransform:
         )
 
     def decode(self, text: str) -> str | None:
-        """Return ``None``: a reply is never written as split strings."""
+        """Return ``None``, because a model does not reply in split strings."""
         return None
 
 
@@ -213,8 +229,9 @@ def _rot13(text: str) -> str:
     return codecs.encode(text, "rot13")
 
 
-def _count_common_words(text: str) -> int:
-    return sum(word in _COMMON_WORDS for word in re.findall(r"[a-z]+", text.lower()))
+def _letter_log_likelihood(text: str) -> float:
+    """Return the log-probability of the ASCII letters in ``text`` under English frequencies."""
+    return sum(_LETTER_LOG_PROBABILITY.get(char, 0.0) for char in text.lower())
 
 
 def _decode_base64_run(run: str) -> str | None:

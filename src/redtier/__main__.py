@@ -1,0 +1,5 @@
+"""Allow `python -m redtier`."""
+
+from redtier.cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""The real `redtier` command in a subprocess, on the real model and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        HOME=str(tmp_path / "home"),
+        REDTIER_DB=str(tmp_path / "results.db"),
+        REDTIER_CACHE_DIR=str(model_cache),
+        HF_HUB_OFFLINE="1",
+        COLUMNS="200",
+    )
+    env.pop("REDTIER_CATALOG", None)
+    return env
+
+
+def redtier(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redtier", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_models_json_lists_catalog(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "models", "--json")
+    assert result.returncode == 0, result.stderr
+    models = json.loads(result.stdout)
+    assert len(models) == 7
+    assert set(models[0]["memory_bytes"]) == {"fp32", "bf16", "4bit"}
+
+
+def test_models_table_shows_memory(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "models")
+    assert result.returncode == 0, result.stderr
+    assert "smollm2-135m-instruct" in result.stdout
+    assert "fp32" in result.stdout
+    assert "GiB" in result.stdout
+
+
+def test_probes_json_has_every_category(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "probes", "--json")
+    assert result.returncode == 0, result.stderr
+    categories = {probe["category"] for probe in json.loads(result.stdout)}
+    assert categories == {"prompt_injection", "jailbreak", "harmful", "malicious_code", "prompt_extraction"}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("scan", "--model", "gtp2"), "Did you mean: gpt2"),
+        (("scan", "--probes", "jailbrek"), "Did you mean: jailbreak"),
+        (("scan", "--transforms", "base46"), "Did you mean: base64"),
+        (("scan", "--prompts", "/nonexistent/prompts.csv"), "/nonexistent/prompts.csv"),
+        (("show", "feedbeef"), "redtier runs"),
+    ],
+)
+def test_bad_names_fail_before_loading(cli_env: dict[str, str], args: tuple[str, ...], expected: str) -> None:
+    result = redtier(cli_env, *args, timeout=60)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Loading" not in result.stdout
+
+
+def test_scan_stores_and_reports(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = redtier(cli_env, "scan", "--limit", "12", "--max-new-tokens", "16")
+    assert result.returncode == 0, result.stderr
+    for category in ("prompt_injection", "jailbreak", "harmful", "malicious_code", "prompt_extraction", "encoding"):
+        assert category in result.stdout
+    assert "95% CI" in result.stdout
+    assert str(tmp_path / "results.db") in result.stdout.replace("\n", "")
+
+    runs = json.loads(redtier(cli_env, "runs", "--json").stdout)
+    assert len(runs) == 1
+    assert runs[0]["status"] == "completed"
+    assert runs[0]["stored"] == 12
+    assert runs[0]["facts"]["backend"]["weights_sha256"]
+
+    run_id = runs[0]["id"]
+    exported = redtier(cli_env, "export", run_id, "--format", "jsonl")
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(lines) == 12
+    assert all(line["verdict"] in {"vulnerable", "resisted", "error"} for line in lines)
+    assert all(line["detectors"] for line in lines if line["verdict"] != "error")
+
+    shown = redtier(cli_env, "show", run_id[:6])
+    assert shown.returncode == 0, shown.stderr
+    assert "Attack success rate by category" in shown.stdout
+
+
+def test_killed_scan_resumes_exactly_once(cli_env: dict[str, str], tmp_path: Path) -> None:
+    database = tmp_path / "results.db"
+    args = ["scan", "--limit", "40", "--max-new-tokens", "24", "--batch-size", "4"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "redtier", *args],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        stored_before = _wait_for_attempts(database, at_least=8, timeout=600)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    before = _attempts(database)
+    assert len(before) >= stored_before
+    assert len(before) < 40
+    run_id = _single_value(database, "SELECT id FROM runs")
+    assert _single_value(database, "SELECT status FROM runs") == "running"
+
+    result = redtier(cli_env, "scan", "--resume", run_id)
+    assert result.returncode == 0, result.stderr
+    after = _attempts(database)
+    assert len(after) == 40
+    assert len({key for key, _ in after}) == 40
+    assert set(before) <= set(after)
+    assert _single_value(database, "SELECT status FROM runs") == "completed"
+
+
+def _attempts(database: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute("SELECT key, coalesce(output, '') FROM attempts").fetchall()
+
+
+def _single_value(database: Path, query: str) -> object:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(query).fetchone()[0]
+
+
+def _wait_for_attempts(database: Path, at_least: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if database.exists():
+            try:
+                count = _single_value(database, "SELECT count(*) FROM attempts")
+            except sqlite3.OperationalError:
+                count = 0
+            if isinstance(count, int) and count >= at_least:
+                return count
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {at_least} attempts stored after {timeout} s")
