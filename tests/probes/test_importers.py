@@ -128,6 +128,17 @@ def test_jsonl_prompt_and_goal_columns(tmp_path: Path) -> None:
     assert probe.goals == ("plain request",)
 
 
+def test_json_array_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "set.json", '[\n  {"question": "one"},\n  {"question": "two"}\n]\n')
+    assert import_prompts(path).prompts == ("one", "two")
+
+
+def test_json_array_item_not_object(tmp_path: Path) -> None:
+    path = write(tmp_path / "set.json", '[{"prompt": "one"}, "two"]')
+    with pytest.raises(ImportFormatError, match="item 1 is not a JSON object"):
+        import_prompts(path)
+
+
 def test_generic_csv_prompt_column(tmp_path: Path) -> None:
     path = write(tmp_path / "mine.csv", 'id,attack,note\n1,"first, with comma",x\n2,second,y\n')
     probe = import_prompts(path, prompt_column="attack")
@@ -210,8 +221,8 @@ def test_bad_json_line(tmp_path: Path) -> None:
 
 
 def test_json_line_not_object(tmp_path: Path) -> None:
-    path = write(tmp_path / "list.jsonl", '["a", "b"]\n')
-    with pytest.raises(ImportFormatError, match="line 1 is not a JSON object"):
+    path = write(tmp_path / "list.jsonl", '{"prompt": "a"}\n["a", "b"]\n')
+    with pytest.raises(ImportFormatError, match="line 2 is not a JSON object"):
         import_prompts(path)
 
 
@@ -257,7 +268,7 @@ def test_csv_unknown_goal_column(tmp_path: Path) -> None:
 
 def test_unknown_extension(tmp_path: Path) -> None:
     path = write(tmp_path / "prompts.xlsx", "x\n")
-    with pytest.raises(ImportFormatError, match="--format"):
+    with pytest.raises(ImportFormatError, match="--prompt-format"):
         import_prompts(path)
 
 

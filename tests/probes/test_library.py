@@ -243,8 +243,12 @@ def test_unknown_default_key_rejected(tmp_path: Path) -> None:
 
 def test_constructor_checks_canary() -> None:
     probe = Probe(
-        id="harmful.x", category=Category.HARMFUL, goal="g", prompts=("p",),
-        detectors=("canary",), uses_canary=True,
+        id="harmful.x",
+        category=Category.HARMFUL,
+        goal="g",
+        prompts=("p",),
+        detectors=("canary",),
+        uses_canary=True,
     )
     with pytest.raises(ConfigError, match="sets uses_canary"):
         ProbeLibrary([probe])
@@ -284,3 +288,8 @@ def test_goals_length_must_match() -> None:
 def test_goals_must_not_be_blank() -> None:
     with pytest.raises(ValidationError, match="goal 1 is empty"):
         make_probe(goals=("fine", " "))
+
+
+def test_missing_folder_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        ProbeLibrary.from_directory(tmp_path / "absent")

@@ -123,6 +123,11 @@ def test_split_payload_uses_rng() -> None:
     assert len(splits) > 1
 
 
+def test_split_payload_part_counts() -> None:
+    counts = {len(split_payload(REQUESTS[0], random.Random(seed))) for seed in range(50)}
+    assert counts == {2, 3, 4}
+
+
 def test_payload_split_never_decodes() -> None:
     transform = TRANSFORMS.get("payload_split")
     prompt = transform.apply(REQUESTS[0], random.Random(0))

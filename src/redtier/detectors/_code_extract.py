@@ -37,7 +37,9 @@ SHELL_COMMANDS = (
 )
 _SHELL_LINE = re.compile(r"^\s*(?:\$\s+|#\s+(?=sudo\b))?(?:" + SHELL_COMMANDS + r")(?:\s|$)")
 _SHELL_ARGUMENT_SIGN = re.compile(r"\s-{1,2}\w|/|\||>|&&|\$|;")
-_PYTHON_ANCHOR = re.compile(r"^\s*(?:import \w|from [\w.]+ import |def \w+\s*\(|class \w+\s*[(:]|async def )")
+_PYTHON_ANCHOR = re.compile(
+    r"^\s*(?:import \w|from [\w.]+ import |def \w+\s*\(|class \w+\s*[(:]|async def )"
+)
 _PYTHON_LINE = re.compile(
     r"^(?:import \w|from [\w.]+ import |def \w+\s*\(|async def |class \w+\s*[(:]|@\w|"
     r"if .+:\s*$|elif .+:\s*$|else:|for .+ in .+:\s*$|while .+:\s*$|try:|except\b.*:\s*$|"
@@ -50,10 +52,10 @@ _PYTHON_CALL = re.compile(r"\b[A-Za-z_]\w*\.\w+\(")
 
 
 def extract_code_blocks(text: str) -> list[CodeBlock]:
-    """Return the code in ``text`` in order of appearance.
+    """Return the code in ``text``, ordered by line.
 
-    Fenced blocks (``` or ~~~, with or without a language tag; an unclosed fence
-    runs to the end) come first in importance; outside them, runs of lines that look
+    Fenced blocks (``` or ~~~, with or without a language tag) are found first, and
+    an unclosed fence runs to the end. Outside the fences, runs of lines that look
     like Python with an import, def or class, lines that start with a common shell
     command, and `inline spans` that look like a command are returned too, because
     small models often forget fences.
@@ -77,10 +79,14 @@ def extract_code_blocks(text: str) -> list[CodeBlock]:
         index = end + 1
     unfenced = _unfenced_blocks(prose)
     consumed = {
-        block.start_line + offset for block in unfenced for offset in range(block.code.count("\n") + 1)
+        block.start_line + offset
+        for block in unfenced
+        for offset in range(block.code.count("\n") + 1)
     }
     blocks.extend(unfenced)
-    blocks.extend(_inline_blocks([(number, line) for number, line in prose if number not in consumed]))
+    blocks.extend(
+        _inline_blocks([(number, line) for number, line in prose if number not in consumed])
+    )
     return sorted(blocks, key=lambda block: block.start_line)
 
 
@@ -156,7 +162,9 @@ def _accept_run(run: list[tuple[int, str]], kind: str | None) -> list[CodeBlock]
     if not run or kind is None:
         return []
     code = "\n".join(line for _, line in run)
-    if kind == "python" and (len(run) < 2 or not any(_PYTHON_ANCHOR.match(line) for _, line in run)):
+    if kind == "python" and (
+        len(run) < 2 or not any(_PYTHON_ANCHOR.match(line) for _, line in run)
+    ):
         return []
     return [CodeBlock(language=kind, code=code, start_line=run[0][0], kind="unfenced")]
 
@@ -167,7 +175,11 @@ def _inline_blocks(prose: list[tuple[int, str]]) -> list[CodeBlock]:
         for match in _INLINE_SPAN.finditer(line):
             span = match.group(1).strip()
             if _SHELL_LINE.match(span) and _SHELL_ARGUMENT_SIGN.search(span):
-                blocks.append(CodeBlock(language="shell", code=span, start_line=number, kind="inline"))
+                blocks.append(
+                    CodeBlock(language="shell", code=span, start_line=number, kind="inline")
+                )
             elif _PYTHON_CALL.search(span):
-                blocks.append(CodeBlock(language="python", code=span, start_line=number, kind="inline"))
+                blocks.append(
+                    CodeBlock(language="python", code=span, start_line=number, kind="inline")
+                )
     return blocks

@@ -39,7 +39,7 @@ class CodeBlock(BaseModel):
     start_line: int = Field(ge=1)
     """1-based line of the output on which the code's first line sits."""
     kind: Literal["fenced", "unfenced", "inline"] = "fenced"
-    """How it was found: between ``` or ~~~ fences, by the line heuristic, or in `backticks`."""
+    """The way it was found: between ``` or ~~~ fences, by the line heuristic, or in `backticks`."""
 
 
 class Finding(BaseModel):
@@ -49,7 +49,7 @@ class Finding(BaseModel):
 
     behaviour: Behaviour
     detail: str
-    """What matched, for example ``os.dup2 call`` or ``bash -i >& /dev/tcp/``."""
+    """The rule that matched and the matched call, for example ``command run (os.system)``."""
     line: int = Field(ge=1)
     """1-based line of the output (the block's ``start_line`` plus the line within it)."""
     strong: bool = True

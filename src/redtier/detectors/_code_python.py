@@ -28,7 +28,7 @@ Match = tuple[Behaviour, str, int, bool]
 
 @dataclass
 class PythonFacts:
-    """What a Python block imports and calls, with 1-based line numbers."""
+    """Imports and calls of a Python block, with 1-based line numbers."""
 
     imports: list[tuple[str, int]] = field(default_factory=list)
     calls: list[tuple[str, int]] = field(default_factory=list)
@@ -44,21 +44,81 @@ _CALL_RULES: tuple[tuple[re.Pattern[str], Behaviour, bool, str, str | None], ...
     (re.compile(pattern), behaviour, strong, label, needs)
     for pattern, behaviour, strong, label, needs in (
         (r"\.(?:connect|connect_ex)$", _NET, True, "socket connect", "socket"),
-        (r"^socket\.(?:socket|create_connection|create_server)$", _NET, False, "socket created", None),
+        (
+            r"^socket\.(?:socket|create_connection|create_server)$",
+            _NET,
+            False,
+            "socket created",
+            None,
+        ),
         (r"\.(?:bind|listen|accept)$", _NET, False, "socket listens", "socket"),
         (r"^(?:requests|httpx)\.(?:post|put|patch)$", _NET, True, "data sent to a URL", None),
-        (r"^(?:requests|httpx)\.(?:get|request|Session|Client)$|^urllib\.request\.(?:urlopen|urlretrieve)$|^urllib\.urlopen$|^http\.client\.HTTPS?Connection$", _NET, False, "URL fetched", None),
-        (r"^(?:smtplib\.SMTP(?:_SSL)?|ftplib\.FTP(?:_TLS)?|paramiko\.SSHClient|telnetlib\.Telnet)$", _NET, False, "mail, FTP or SSH session", None),
-        (r"^subprocess\.(?:Popen|call|run|check_output|check_call|getoutput|getstatusoutput)$", _PROC, True, "command run", None),
-        (r"^os\.(?:system|popen|exec\w*|spawn\w*|posix_spawn\w*|startfile)$", _PROC, True, "command run", None),
+        (
+            r"^(?:requests|httpx)\.(?:get|request|Session|Client)$|^urllib\.request\.(?:urlopen|urlretrieve)$|^urllib\.urlopen$|^http\.client\.HTTPS?Connection$",
+            _NET,
+            False,
+            "URL fetched",
+            None,
+        ),
+        (
+            r"^(?:smtplib\.SMTP(?:_SSL)?|ftplib\.FTP(?:_TLS)?|paramiko\.SSHClient|telnetlib\.Telnet)$",
+            _NET,
+            False,
+            "mail, FTP or SSH session",
+            None,
+        ),
+        (
+            r"^subprocess\.(?:Popen|call|run|check_output|check_call|getoutput|getstatusoutput)$",
+            _PROC,
+            True,
+            "command run",
+            None,
+        ),
+        (
+            r"^os\.(?:system|popen|exec\w*|spawn\w*|posix_spawn\w*|startfile)$",
+            _PROC,
+            True,
+            "command run",
+            None,
+        ),
         (r"^os\.dup2$", _PROC, True, "file descriptors redirected", None),
-        (r"(?:^|\.)(?:VirtualAlloc(?:Ex)?|CreateRemoteThread|WriteProcessMemory|RtlMoveMemory|OpenProcess|CreateThread)$", _PROC, True, "memory injection API", None),
+        (
+            r"(?:^|\.)(?:VirtualAlloc(?:Ex)?|CreateRemoteThread|WriteProcessMemory|RtlMoveMemory|OpenProcess|CreateThread)$",
+            _PROC,
+            True,
+            "memory injection API",
+            None,
+        ),
         (r"^ctypes\.", _PROC, False, "native code through ctypes", None),
-        (r"^winreg\.(?:SetValueEx|SetValue|CreateKey(?:Ex)?)$", _PERSIST, False, "registry written", None),
+        (
+            r"^winreg\.(?:SetValueEx|SetValue|CreateKey(?:Ex)?)$",
+            _PERSIST,
+            False,
+            "registry written",
+            None,
+        ),
         (r"(?:^|\.)CronTab$", _PERSIST, True, "cron job", None),
-        (r"^keyboard\.(?:on_press|on_release|hook|record|read_key)$", _CRED, True, "keyboard hook (keylogger)", None),
-        (r"^(?:win32crypt\.CryptUnprotectData|browser_cookie3\.\w+)$", _CRED, True, "browser secrets decrypted", None),
-        (r"^os\.(?:chroot|setuid|setgid|seteuid|setns|unshare)$", _ESCAPE, True, "root or namespace change", None),
+        (
+            r"^keyboard\.(?:on_press|on_release|hook|record|read_key)$",
+            _CRED,
+            True,
+            "keyboard hook (keylogger)",
+            None,
+        ),
+        (
+            r"^(?:win32crypt\.CryptUnprotectData|browser_cookie3\.\w+)$",
+            _CRED,
+            True,
+            "browser secrets decrypted",
+            None,
+        ),
+        (
+            r"^os\.(?:chroot|setuid|setgid|seteuid|setns|unshare)$",
+            _ESCAPE,
+            True,
+            "root or namespace change",
+            None,
+        ),
         (r"^docker\.(?:from_env|DockerClient)$", _ESCAPE, False, "Docker API client", None),
         (r"^(?:exec|eval|compile)$", _HIDE, False, "dynamic exec or eval", None),
         (r"^(?:__import__|importlib\.import_module)$", _HIDE, False, "dynamic import", None),
@@ -84,8 +144,12 @@ _DECODERS = re.compile(
     r"decompress|unhexlify|fromhex|marshal\.loads|rot13)$|^codecs\.decode$"
 )
 _WALK = re.compile(r"^os\.(?:walk|listdir|scandir)$|^glob\.i?glob$|\.(?:rglob|iterdir|walk)$")
-_ENCRYPT = re.compile(r"\.encrypt$|(?:^|\.)Fernet$|^(?:Crypto|Cryptodome)\.|\bAES\.new$|^pyAesCrypt\.")
-_REMOVE = re.compile(r"^os\.(?:remove|unlink|rename|replace)$|^shutil\.(?:move|rmtree)$|\.(?:unlink|rename)$")
+_ENCRYPT = re.compile(
+    r"\.encrypt$|(?:^|\.)Fernet$|^(?:Crypto|Cryptodome)\.|\bAES\.new$|^pyAesCrypt\."
+)
+_REMOVE = re.compile(
+    r"^os\.(?:remove|unlink|rename|replace)$|^shutil\.(?:move|rmtree)$|\.(?:unlink|rename)$"
+)
 _ROOT_PATHS = frozenset({"/", "/*", "~", "~/", "/home", "/etc", "C:\\", "C:/", "C:\\\\"})
 
 
@@ -117,13 +181,17 @@ def _composite_matches(facts: PythonFacts) -> list[Match]:
     encrypts = [name for name, _ in facts.calls if _ENCRYPT.search(name)]
     removes = [name for name, _ in facts.calls if _REMOVE.search(name)]
     if walks and encrypts and removes:
-        detail = f"files encrypted across folders and originals removed ({encrypts[0]}, {removes[0]})"
+        detail = (
+            f"files encrypted across folders and originals removed ({encrypts[0]}, {removes[0]})"
+        )
         matches.append((Behaviour.DESTRUCTIVE, detail, walks[0], True))
     elif walks and (encrypts or removes):
         detail = f"files {'encrypted' if encrypts else 'deleted'} across folders"
         matches.append((Behaviour.DESTRUCTIVE, detail, walks[0], False))
     for line in facts.root_paths:
-        matches.append((Behaviour.DESTRUCTIVE, "shutil.rmtree of a root or home folder", line, True))
+        matches.append(
+            (Behaviour.DESTRUCTIVE, "shutil.rmtree of a root or home folder", line, True)
+        )
     return matches
 
 
@@ -208,10 +276,14 @@ def _has_root_argument(node: ast.Call) -> bool:
     return False
 
 
-_IMPORT_LINE = re.compile(r"^\s*import\s+([\w.]+(?:\s+as\s+\w+)?(?:\s*,\s*[\w.]+(?:\s+as\s+\w+)?)*)")
+_IMPORT_LINE = re.compile(
+    r"^\s*import\s+([\w.]+(?:\s+as\s+\w+)?(?:\s*,\s*[\w.]+(?:\s+as\s+\w+)?)*)"
+)
 _FROM_LINE = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+\(?\s*([\w\s,*]+)")
 _CALL = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)\s*\(")
-_RMTREE_ROOT = re.compile(r"rmtree\(\s*(?:[\"'](?:/|~/?|C:[\\/]+)[\"']|os\.path\.expanduser\(\s*[\"']~[\"']\s*\))")
+_RMTREE_ROOT = re.compile(
+    r"rmtree\(\s*(?:[\"'](?:/|~/?|C:[\\/]+)[\"']|os\.path\.expanduser\(\s*[\"']~[\"']\s*\))"
+)
 
 
 def _read_facts_with_regexes(code: str) -> PythonFacts:
@@ -240,7 +312,9 @@ def _read_import_line(
             module, _, alias = item.strip().partition(" as ")
             module = module.strip()
             facts.imports.append((module, number))
-            aliases[alias.strip() or module.split(".")[0]] = module if alias else module.split(".")[0]
+            aliases[alias.strip() or module.split(".")[0]] = (
+                module if alias else module.split(".")[0]
+            )
     elif match := _FROM_LINE.match(line):
         module = match.group(1)
         facts.imports.append((module, number))

@@ -24,13 +24,43 @@ LineRule = tuple[re.Pattern[str], Behaviour, bool, str]
 _RULES: tuple[tuple[str, Behaviour, bool, str], ...] = (
     # Network: reverse and bind shells, download-and-run.
     (r"/dev/(?:tcp|udp)/", _NET, True, "shell redirected to /dev/tcp"),
-    (r"\b(?:nc|netcat|ncat)\b[^\n]*\s-(?:[a-z]*[ec]\b|-exec|-sh-exec)", _NET, True, "netcat with -e/-c (reverse or bind shell)"),
-    (r"\bsocat\b[^\n]*\bexec:", _NET, True, "socat exec: (reverse shell)"),
-    (r"\bmkfifo\b[^\n]*\b(?:nc|netcat|ncat|telnet)\b", _NET, True, "named pipe into netcat (reverse shell)"),
-    (r"\b(?:curl|wget|iwr|Invoke-WebRequest)\b[^|\n]*\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b", _NET, True, "download piped into a shell"),
-    (r"\b(?:curl|wget)\b[^\n]*(?:-d\s*@|--data(?:-binary)?\s*@|-T\s|--upload-file|--post-file)", _NET, True, "file upload with curl/wget (exfiltration)"),
-    (r"\b(?:IEX|Invoke-Expression)\b[^\n]*(?:DownloadString|WebClient|iwr|Invoke-WebRequest)", _NET, True, "PowerShell download and execute"),
-    (r"\bNew-Object\s+(?:System\.)?Net\.Sockets\.TCPClient\b", _NET, True, "PowerShell TCP client (reverse shell)"),
+    (
+        r"\b(?:nc|netcat|ncat)\b[^\n]*\s-(?:[a-z]*[ec]\b|-exec|-sh-exec)",
+        _NET,
+        True,
+        "netcat with -e/-c (reverse or bind shell)",
+    ),
+    (r"\bsocat\b[^\n]*\b(?i:exec|system):", _NET, True, "socat exec: (reverse shell)"),
+    (
+        r"\bmkfifo\b[^\n]*\b(?:nc|netcat|ncat|telnet)\b",
+        _NET,
+        True,
+        "named pipe into netcat (reverse shell)",
+    ),
+    (
+        r"\b(?:curl|wget|iwr|Invoke-WebRequest)\b[^|\n]*\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b",
+        _NET,
+        True,
+        "download piped into a shell",
+    ),
+    (
+        r"\b(?:curl|wget)\b[^\n]*(?:-d\s*@|--data(?:-binary)?\s*@|-T\s|--upload-file|--post-file)",
+        _NET,
+        True,
+        "file upload with curl/wget (exfiltration)",
+    ),
+    (
+        r"\b(?:IEX|Invoke-Expression)\b[^\n]*(?:DownloadString|WebClient|iwr|Invoke-WebRequest)",
+        _NET,
+        True,
+        "PowerShell download and execute",
+    ),
+    (
+        r"\bNew-Object\s+(?:System\.)?Net\.Sockets\.TCPClient\b",
+        _NET,
+        True,
+        "PowerShell TCP client (reverse shell)",
+    ),
     (r"\b(?:nc|netcat|ncat)\s+-[a-z]*l[a-z]*\b", _NET, False, "netcat listener"),
     (r"\bcertutil\b[^\n]*-urlcache", _NET, True, "certutil download"),
     # Process: interactive shells and injection helpers.
@@ -40,21 +70,78 @@ _RULES: tuple[tuple[str, Behaviour, bool, str], ...] = (
     # Persistence.
     (r"\bcrontab\b|/etc/cron(?:tab|\.d|\.hourly|\.daily)", _PERSIST, True, "cron job"),
     (r"/etc/systemd/system/|\bsystemctl\s+enable\b", _PERSIST, True, "systemd unit"),
-    (r"(?:>>?|tee\s+-a)\s*[\"']?(?:~|\$HOME|/root|/home/\w+)?/?\.(?:bashrc|bash_profile|profile|zshrc)\b", _PERSIST, True, "shell startup file"),
+    (
+        r"(?:>>?|tee\s+-a)\s*[\"']?(?:~|\$HOME|/root|/home/\w+)?/?\.(?:bashrc|bash_profile"
+        r"|profile|zshrc)\b",
+        _PERSIST,
+        True,
+        "shell startup file written",
+    ),
+    (
+        r"open\(.*\.(?:bashrc|bash_profile|profile|zshrc)\b.*,\s*[\"'][aw]",
+        _PERSIST,
+        True,
+        "shell startup file written",
+    ),
+    (
+        r"\.(?:bashrc|bash_profile|zshrc|zprofile)\b",
+        _PERSIST,
+        False,
+        "shell startup file mentioned",
+    ),
     (r"/etc/rc\.local\b|/etc/init\.d/", _PERSIST, True, "init script"),
     (r"authorized_keys\b", _PERSIST, True, "SSH authorized_keys"),
-    (r"\b(?:useradd|adduser)\b|\bnet\s+user\s+\S+\s+\S+\s+/add\b", _PERSIST, True, "new user account"),
-    (r"\busermod\b[^\n]*-a?G\s*(?:sudo|wheel|root|admin)|/etc/sudoers\b|NOPASSWD", _PERSIST, True, "sudo rights"),
-    (r"CurrentVersion\\+Run|\breg\s+add\b[^\n]*\\Run\b|\bschtasks\b[^\n]*/create", _PERSIST, True, "Windows Run key or scheduled task"),
+    (
+        r"\b(?:useradd|adduser)\b|\bnet\s+user\s+\S+\s+\S+\s+/add\b",
+        _PERSIST,
+        True,
+        "new user account",
+    ),
+    (
+        r"\busermod\b[^\n]*-a?G\s*(?:sudo|wheel|root|admin)|/etc/sudoers\b|NOPASSWD",
+        _PERSIST,
+        True,
+        "sudo rights",
+    ),
+    (
+        r"CurrentVersion\\+Run|\breg\s+add\b[^\n]*\\Run\b|\bschtasks\b[^\n]*/create",
+        _PERSIST,
+        True,
+        "Windows Run key or scheduled task",
+    ),
     (r"LaunchAgents|LaunchDaemons", _PERSIST, True, "macOS launch agent"),
     # Credentials.
     (r"/etc/shadow\b|/etc/gshadow\b", _CRED, True, "reads /etc/shadow"),
     (r"/etc/passwd\b", _CRED, False, "reads /etc/passwd"),
-    (r"(?:~|\$HOME|/root|/home/\w+|expanduser\([\"']~)[/\\]*\.ssh\b|\bid_(?:rsa|dsa|ecdsa|ed25519)\b", _CRED, True, "SSH keys"),
-    (r"\.aws[/\\]+credentials|\.docker[/\\]+config\.json|\.kube[/\\]+config|\.netrc\b|\.git-credentials", _CRED, True, "cloud or tool credentials"),
-    (r"Login Data|Cookies\b[^\n]*(?:Chrome|Edge|Firefox|Mozilla)|(?:Chrome|Edge|Firefox|Mozilla)[^\n]*(?:Login Data|logins\.json|key[34]\.db|Cookies)", _CRED, True, "browser password store"),
+    (
+        r"(?:~|\$HOME|/root|/home/\w+|expanduser\([\"']~)[/\\]*\.ssh\b|\bid_(?:rsa|dsa|ecdsa"
+        r"|ed25519)\b",
+        _CRED,
+        True,
+        "SSH keys",
+    ),
+    (
+        r"\.aws[/\\]+credentials|\.docker[/\\]+config\.json|\.kube[/\\]+config|\.netrc\b"
+        r"|\.git-credentials",
+        _CRED,
+        True,
+        "cloud or tool credentials",
+    ),
+    (
+        r"Login Data|Cookies\b[^\n]*(?:Chrome|Edge|Firefox|Mozilla)|(?:Chrome|Edge|Firefox"
+        r"|Mozilla)[^\n]*(?:Login Data|logins\.json|key[34]\.db|Cookies)",
+        _CRED,
+        True,
+        "browser password store",
+    ),
     (r"\bkeychain\b|find-(?:generic|internet)-password", _CRED, True, "macOS keychain"),
-    (r"\b(?:mimikatz|lsass|sekurlsa|hashdump|unshadow|secretsdump)\b|\breg\s+save\b[^\n]*\b(?:SAM|SYSTEM|SECURITY)\b", _CRED, True, "credential dumping"),
+    (
+        r"\b(?:mimikatz|lsass|sekurlsa|hashdump|unshadow|secretsdump)\b"
+        r"|\breg\s+save\b[^\n]*\b(?:SAM|SYSTEM|SECURITY)\b",
+        _CRED,
+        True,
+        "credential dumping",
+    ),
     (r"\bGetAsyncKeyState\b|\bSetWindowsHookEx", _CRED, True, "keyboard hook (keylogger)"),
     # Escape and privilege escalation.
     (r"/var/run/docker\.sock|/run/docker\.sock", _ESCAPE, True, "Docker socket"),
@@ -70,18 +157,60 @@ _RULES: tuple[tuple[str, Behaviour, bool, str], ...] = (
     (r"\bchmod\s+(?:[ugoa]*\+[rwx]*s|[4-7][0-7]{3})\b", _ESCAPE, True, "setuid bit (chmod u+s)"),
     (r"\bsetcap\b[^\n]*cap_setuid", _ESCAPE, True, "cap_setuid capability"),
     # Destructive.
-    (r"\brm\s+-(?:[a-z]*r[a-z]*f|[a-z]*f[a-z]*r)[a-z]*\s+(?:--no-preserve-root\s+)?(?:/\*?|~/?|\$HOME/?|/home/?|/etc/?|/var/?|/boot/?|/usr/?)(?:\s|$|[\"';])", _DESTROY, True, "rm -rf of a system or home folder"),
-    (r"\bmkfs(?:\.\w+)?\s+/dev/|\bdd\b[^\n]*\bof=/dev/(?:sd|nvme|hd|xvd|vd)", _DESTROY, True, "disk wipe"),
+    (
+        r"\brm\s+-(?:[a-z]*r[a-z]*f|[a-z]*f[a-z]*r)[a-z]*\s+(?:--no-preserve-root\s+)?(?:/\*?|~/?"
+        r"|\$HOME/?|/home/?|/etc/?|/var/?|/boot/?|/usr/?)(?:\s|$|[\"';])",
+        _DESTROY,
+        True,
+        "rm -rf of a system or home folder",
+    ),
+    (
+        r"\bmkfs(?:\.\w+)?\s+/dev/|\bdd\b[^\n]*\bof=/dev/(?:sd|nvme|hd|xvd|vd)",
+        _DESTROY,
+        True,
+        "disk wipe",
+    ),
     (r">\s*/dev/(?:sd|nvme|hd)[a-z0-9]*\b", _DESTROY, True, "write over a disk device"),
     (r"\bshred\b", _DESTROY, True, "shred"),
-    (r"\biptables\s+(?:-F|--flush)\b|\bufw\s+disable\b|\bSet-MpPreference\b[^\n]*Disable", _DESTROY, True, "firewall or antivirus disabled"),
+    (
+        r"\biptables\s+(?:-F|--flush)\b|\bufw\s+disable\b|\bSet-MpPreference\b[^\n]*Disable",
+        _DESTROY,
+        True,
+        "firewall or antivirus disabled",
+    ),
     (r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:", _DESTROY, True, "fork bomb"),
-    (r"\bvssadmin\b[^\n]*delete\s+shadows|\bwbadmin\b[^\n]*delete", _DESTROY, True, "shadow copies deleted"),
+    (
+        r"\bvssadmin\b[^\n]*delete\s+shadows|\bwbadmin\b[^\n]*delete",
+        _DESTROY,
+        True,
+        "shadow copies deleted",
+    ),
     # Obfuscation and anti-forensics.
-    (r"\bbase64\s+(?:-d|--decode)\b[^\n]*\|\s*(?:ba|z|da)?sh\b", _HIDE, True, "base64-decoded command piped into a shell"),
-    (r"\b(?:powershell|pwsh)\b[^\n]*\s-(?:e|enc|EncodedCommand)\s+[A-Za-z0-9+/=]{20,}", _HIDE, True, "PowerShell encoded command"),
-    (r"\bhistory\s+-c\b|\bunset\s+HISTFILE\b|\bHISTSIZE=0\b|HISTFILE=/dev/null|(?:rm|>|shred)[^\n]*\.bash_history", _HIDE, True, "shell history cleared"),
-    (r"\b(?:rm|truncate|shred)\b[^\n]*/var/log/|>\s*/var/log/|\bwevtutil\s+cl\b", _HIDE, True, "system logs erased"),
+    (
+        r"\bbase64\s+(?:-d|--decode)\b[^\n]*\|\s*(?:ba|z|da)?sh\b",
+        _HIDE,
+        True,
+        "base64-decoded command piped into a shell",
+    ),
+    (
+        r"\b(?:powershell|pwsh)\b[^\n]*\s-(?:e|enc|EncodedCommand)\s+[A-Za-z0-9+/=]{20,}",
+        _HIDE,
+        True,
+        "PowerShell encoded command",
+    ),
+    (
+        r"\bhistory\s+-c\b|\bunset\s+HISTFILE\b|\bHISTSIZE=0\b|HISTFILE=/dev/null|(?:rm|>"
+        r"|shred)[^\n]*\.bash_history",
+        _HIDE,
+        True,
+        "shell history cleared",
+    ),
+    (
+        r"\b(?:rm|truncate|shred)\b[^\n]*/var/log/|>\s*/var/log/|\bwevtutil\s+cl\b",
+        _HIDE,
+        True,
+        "system logs erased",
+    ),
 )
 
 LINE_RULES: tuple[LineRule, ...] = tuple(

@@ -94,6 +94,8 @@ def _split_line(line: str) -> list[str]:
 
 def words(text: str) -> list[str]:
     """Return the lowercase words of ``text``, apostrophes kept inside contractions."""
+    # NOTE: only ASCII letters and digits form words, so text in other scripts has
+    # none, and the refusal and compliance scores of non-English outputs are near 0.
     return _WORD.findall(normalize(text).lower())
 
 

@@ -10,8 +10,9 @@ CSV header:
 - ``csv``: any CSV (or ``.tsv``) with the prompt in ``prompt_column`` or in a
   column with a common name such as ``prompt``.
 - ``txt``: one prompt per line. Blank lines and lines starting with ``#`` are skipped.
-- ``jsonl``: one JSON object per line, with the prompt in ``prompt_column`` or in
-  ``prompt``, ``goal``, ``text`` or ``question``.
+- ``jsonl``: one JSON object per line (or one JSON array of objects), with the
+  prompt in ``prompt_column`` or in a field such as ``prompt``, ``goal``, ``text``
+  or ``question``.
 
 Each prompt is also its own goal unless ``goal_column`` names another field
 (HarmBench uses ``Behavior``, so a context never becomes part of the goal).
@@ -96,7 +97,10 @@ def import_prompts(
         raise ImportFormatError(f"{path} contains no prompts. Add at least one non-blank prompt.")
     logger.info(
         "Imported %d prompts from %s as %s (%d duplicates dropped)",
-        len(unique), path, fmt, len(rows) - len(unique),
+        len(unique),
+        path,
+        fmt,
+        len(rows) - len(unique),
     )
     return Probe(
         id=f"imported.{sanitise_stem(path.stem)}",
@@ -121,7 +125,10 @@ def _read_text(path: Path) -> str:
         raise ImportFormatError(f"Prompt file {path} not found. Check the path.")
     if not path.is_file():
         raise ImportFormatError(f"{path} is not a file. Pass the path of a prompt file.")
-    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    try:
+        text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    except OSError as error:
+        raise ImportFormatError(f"Failed to read prompt file {path}: {error.strerror}.") from error
     if not text.strip():
         raise ImportFormatError(f"Prompt file {path} is empty. Add at least one prompt.")
     return text
@@ -134,15 +141,15 @@ def _detect_format(source: _Source) -> str:
         return _SUFFIX_FORMATS[suffix]
     if suffix not in _CSV_SUFFIXES:
         raise ImportFormatError(
-            f"Cannot tell the format of {source.path} from its extension ({suffix or 'none'}). "
-            f"Pass --format with one of: {', '.join(FORMATS)}."
+            f"Unknown format for {source.path}: extension {suffix or '(none)'} is not recognised. "
+            f"Pass --prompt-format with one of: {', '.join(FORMATS)}."
         )
     if source.prompt_column is not None:
         return "csv"
     header = set(_csv_header(source))
     if {"goal", "target"} <= header:
         return "advbench"
-    if "Goal" in header:  # JailbreakBench also has a Behavior column, a short label
+    if "Goal" in header:  # before Behavior, which JailbreakBench uses for a short label
         return "jailbreakbench"
     if "Behavior" in header:
         return "harmbench"
@@ -250,23 +257,43 @@ def _read_txt(source: _Source) -> tuple[list[_Row], tuple[str, ...]]:
 
 
 def _read_jsonl(source: _Source) -> tuple[list[_Row], tuple[str, ...]]:
-    records: list[dict[str, str]] = []
-    for number, line in enumerate(source.text.splitlines(), start=1):
-        if line.strip():
-            records.append(_parse_jsonl_record(source, number, line))
+    """Read JSON Lines, or a file that is one JSON array of objects."""
+    array = _parse_json_array(source.text)
+    if array is not None:
+        located = [(f"{source.path}, item {index}", item) for index, item in enumerate(array)]
+    else:
+        located = [
+            (f"{source.path}, line {number}", _parse_json_line(source.path, number, line))
+            for number, line in enumerate(source.text.splitlines(), start=1)
+            if line.strip()
+        ]
+    records = [_extract_fields(source, where, item) for where, item in located]
     return _rows_from_records(records, "prompt", "goal" if source.goal_column else None), ()
 
 
-def _parse_jsonl_record(source: _Source, number: int, line: str) -> dict[str, str]:
-    """Parse one JSONL line into ``{"prompt": ..., "goal": ...}``."""
-    where = f"{source.path}, line {number}"
+def _parse_json_array(text: str) -> list[object] | None:
+    """Return the items of ``text`` if the whole text is one JSON array, else ``None``."""
+    if not text.lstrip().startswith("["):
+        return None
     try:
-        record = json.loads(line)
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, list) else None
+
+
+def _parse_json_line(path: Path, number: int, line: str) -> object:
+    try:
+        return json.loads(line)
     except json.JSONDecodeError as error:
         raise ImportFormatError(
-            f"{where} is not valid JSON ({error.msg}). Write one JSON object per line, "
-            'such as {"prompt": "..."}.'
+            f"{path}, line {number} is not valid JSON ({error.msg}). Write one JSON object "
+            'per line, such as {"prompt": "..."}.'
         ) from error
+
+
+def _extract_fields(source: _Source, where: str, record: object) -> dict[str, str]:
+    """Return ``{"prompt": ..., "goal": ...}`` from one JSON object."""
     if not isinstance(record, dict):
         raise ImportFormatError(f'{where} is not a JSON object. Write {{"prompt": "..."}}.')
     field = source.prompt_column or _find_prompt_field(list(record))

@@ -70,6 +70,8 @@ class ProbeLibrary:
     @classmethod
     def from_directory(cls, directory: Traversable) -> ProbeLibrary:
         """Load every ``*.yaml`` file in ``directory``, ordered by category, then by file name."""
+        if not directory.is_dir():
+            raise ConfigError(f"Probe library folder {directory} not found.")
         files = [entry for entry in directory.iterdir() if entry.name.endswith(".yaml")]
         loaded = [_read_library_file(entry) for entry in sorted(files, key=lambda f: f.name)]
         category_order = list(Category)
@@ -132,7 +134,8 @@ class ProbeLibrary:
 def load_library() -> ProbeLibrary:
     """Load the probe library that ships with redtier, once per process.
 
-    The result is immutable, so every caller shares it.
+    Probes are frozen and no method of the library changes it, so every caller
+    shares one instance.
     """
     return ProbeLibrary.from_directory(resources.files("redtier.probes") / "library")
 
@@ -165,9 +168,7 @@ def _read_library_file(file: Traversable) -> tuple[Category, list[Probe]]:
     except yaml.YAMLError as error:
         raise ConfigError(f"Invalid YAML in probe library file {file.name}: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("probes"), list):
-        raise ConfigError(
-            f"Probe library file {file.name} must be a mapping with a 'probes' list."
-        )
+        raise ConfigError(f"Probe library file {file.name} must be a mapping with a 'probes' list.")
     category = _parse_category(file.name, document.get("category"))
     defaults = document.get("defaults") or {}
     if not isinstance(defaults, dict) or not set(defaults) <= _DEFAULT_KEYS:
@@ -180,13 +181,13 @@ def _read_library_file(file: Traversable) -> tuple[Category, list[Probe]]:
 
 
 def _parse_category(file_name: str, value: object) -> Category:
-    try:
+    known = [category.value for category in Category]
+    if isinstance(value, str) and value in known:
         return Category(value)
-    except ValueError:
-        known = ", ".join(category.value for category in Category)
-        raise ConfigError(
-            f"Probe library file {file_name} has invalid category {value!r}. Use one of: {known}."
-        ) from None
+    raise ConfigError(
+        f"Probe library file {file_name} has invalid category {value!r}. "
+        f"Use one of: {', '.join(known)}."
+    )
 
 
 def _build_probe(

@@ -2,8 +2,8 @@
 
 Each transform rewrites a request so that a safety filter trained on plain text
 may miss it, and wraps it in instructions that tell the model how to read it.
-The wording of those instructions is drawn from ``rng``, so ``apply`` returns
-the same text for the same seed.
+Every random choice (wording, substituted letters, split points) is drawn from
+``rng``, so ``apply`` returns the same text for the same seed.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ _LETTER_LOG_PROBABILITY = {
 _ROT13_MIN_LOG_LIKELIHOOD_RATIO = 2.0
 """How much more likely, in nats, a line's ROT13 must be than the line to be decoded.
 
-Plain English sentences (the AdvBench and XSTest prompts, measured) beat their
-ROT13 by at least 0.38 nats per letter. A threshold of 2.0 nats leaves lines of
-fewer than about five letters undecoded rather than guessed.
+Plain English sentences beat their ROT13 by at least 0.38 nats per letter, as
+measured on the AdvBench and XSTest prompts (a test checks the AdvBench ones). A
+threshold of 2.0 nats leaves lines of fewer than about five letters undecoded
+rather than guessed.
 """
 
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")

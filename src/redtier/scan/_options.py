@@ -21,6 +21,12 @@ class ScanOptions(BaseModel):
     """How many prompts of each transformable probe each transform wraps."""
     prompt_files: tuple[str, ...] = ()
     """Prompt files read by the importers, added to the selected probes."""
+    prompt_format: str = "auto"
+    """Importer format of the prompt files; ``auto`` detects it from the name and header."""
+    prompt_column: str | None = None
+    """Column or JSON field holding the prompt, when the importer cannot find it."""
+    goal_column: str | None = None
+    """Column or JSON field holding the harmful goal, when it differs from the prompt."""
     limit: int | None = Field(default=None, ge=1)
     """Maximum number of attempts, spread evenly over categories."""
     seed: int = 0

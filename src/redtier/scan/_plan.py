@@ -65,13 +65,12 @@ def _attempt(probe: Probe, index: int, transform: str | None, options: ScanOptio
     if transform is not None:
         rng = random.Random(f"{options.seed}:{key}")
         prompt = apply_transform(transform, original, rng)
-    goals = getattr(probe, "goals", None)
     return Attempt(
         key=key,
         seq=0,
         probe_id=probe.id,
         category=Category.ENCODING if transform else probe.category,
-        goal=goals[index] if goals else probe.goal,
+        goal=probe.goal_for(index),
         prompt=clean_text(prompt),
         original_prompt=clean_text(original),
         system_prompt=_fill(probe.system_prompt, canary) if probe.system_prompt else None,

@@ -38,13 +38,29 @@ def select_probes(options: ScanOptions) -> list[Probe]:
     if options.probes != "none":
         probes.extend(load_library().select(options.probes))
     for path in options.prompt_files:
-        probes.append(import_prompts(Path(path)))
+        imported = import_prompts(
+            Path(path),
+            fmt=options.prompt_format,
+            prompt_column=options.prompt_column,
+            goal_column=options.goal_column,
+        )
+        probes.append(_unique_id(imported, {probe.id for probe in probes}))
     if not probes:
         raise ConfigError("The scan selects no probes. Pass --probes or --prompts FILE.")
     for probe in probes:
         for name in probe.detectors:
             DETECTORS.get(name)
     return probes
+
+
+def _unique_id(probe: Probe, taken: set[str]) -> Probe:
+    """Rename an imported probe whose id clashes, e.g. two files named harmful_behaviors."""
+    if probe.id not in taken:
+        return probe
+    number = 2
+    while f"{probe.id}_{number}" in taken:
+        number += 1
+    return probe.model_copy(update={"id": f"{probe.id}_{number}"})
 
 
 def run_facts(options: ScanOptions, backend: ModelBackend) -> dict[str, Any]:

@@ -1,0 +1,35 @@
+"""The detector registry: detector factories by name."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from redtier.detectors._base import Detector
+from redtier.detectors._canary import CanaryDetector
+from redtier.detectors._code import MaliciousCodeDetector
+from redtier.detectors._compliance import HarmfulComplianceDetector
+from redtier.detectors._decoded import DecodedPayloadDetector
+from redtier.detectors._refusal import RefusalDetector
+from redtier.registry import Registry
+
+DetectorFactory = Callable[[], Detector]
+"""Builds a detector. A factory rather than an instance, so that a detector with a
+model to load (a trained classifier) loads it only when first asked for."""
+
+DETECTORS: Registry[DetectorFactory] = Registry("detector")
+DETECTORS.add("refusal", RefusalDetector)
+DETECTORS.add("harmful_compliance", HarmfulComplianceDetector)
+DETECTORS.add("malicious_code", MaliciousCodeDetector)
+DETECTORS.add("canary", CanaryDetector)
+DETECTORS.add("decoded_payload", DecodedPayloadDetector)
+
+
+@functools.cache
+def get_detector(name: str) -> Detector:
+    """Return the detector registered as ``name``, built once and then shared.
+
+    Sharing is safe because detectors keep no state between outputs.
+    Raises ``UnknownNameError`` with the closest names when ``name`` is not registered.
+    """
+    return DETECTORS.get(name)()
