@@ -26,7 +26,7 @@ class GenerationConfig(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0, le=5.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int = 0
-    batch_size: int = Field(default=16, ge=1, le=512)
+    batch_size: int = Field(default=32, ge=1, le=512)
 
 
 class Generation(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -12,8 +13,19 @@ from rich.console import Console
 from redtier.settings import Settings
 from redtier.store import Store
 
-console = Console()
-error_console = Console(stderr=True)
+PIPE_WIDTH = 120
+"""Width of tables written to a pipe or file, where the terminal width is unknown."""
+
+
+def _make_console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, width=PIPE_WIDTH)
+    return console
+
+
+console = _make_console()
+error_console = _make_console(stderr=True)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -35,7 +35,7 @@ def scan(
     seed: Annotated[int, typer.Option(help="Seed for canaries, transforms and sampled decoding.")] = 0,
     max_new_tokens: Annotated[int, typer.Option(min=1, max=8192, help="Token budget of each reply.")] = 128,
     temperature: Annotated[float, typer.Option(min=0.0, max=5.0, help="Sampling temperature; 0 means greedy decoding.")] = 0.0,
-    batch_size: Annotated[int, typer.Option(min=1, max=512, help="Prompts generated together in one batch.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, max=512, help="Prompts generated together in one batch.")] = 32,
     resume: Annotated[str | None, typer.Option(help="Id of an interrupted run to finish; its stored options are reused.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
