@@ -10,8 +10,9 @@ message names the offending value and the fix. The CLI prints the message of a
     ├── ModelLoadError          a model file that is missing, corrupt or unreachable
     │   └── InsufficientMemoryError   a model too large for this machine
     ├── ImportFormatError       a prompt file that an importer cannot read
-    └── StoreError              a database that cannot be opened or written
-        └── RunNotFoundError    a run id not in the database
+    ├── StoreError              a database that cannot be opened or written
+    │   └── RunNotFoundError    a run id not in the database
+    └── SandboxError            a sandbox backend that cannot start a process
 """
 
 from __future__ import annotations
@@ -67,3 +68,7 @@ class StoreError(RedtierError):
 
 class RunNotFoundError(StoreError):
     """A run id that the database does not contain."""
+
+
+class SandboxError(RedtierError):
+    """A sandbox backend that is unavailable or failed to start a process."""

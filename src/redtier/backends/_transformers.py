@@ -16,6 +16,7 @@ from typing import Any
 
 from redtier.backends._base import ChatRequest, Generation, GenerationConfig, ModelBackend
 from redtier.backends._gguf_cache import cached_gguf_folder
+from redtier.backends._checks import check_model_files
 from redtier.backends._resolve import check_memory, locate_weights, sha256_of
 from redtier.catalog import ModelEntry, ModelFormat, Precision
 from redtier.errors import ConfigError, ModelLoadError
@@ -56,11 +57,27 @@ class TransformersBackend(ModelBackend):
             )
         check_memory(entry, precision)
         weights = locate_weights(entry)
+        check_model_files(entry, weights)
+        return cls.from_weights(
+            entry, weights, sha256_of(weights), settings.cache_dir, precision=precision, threads=threads
+        )
+
+    @classmethod
+    def from_weights(
+        cls,
+        entry: ModelEntry,
+        weights: Path,
+        file_hash: str,
+        cache_dir: Path,
+        *,
+        precision: Precision = Precision.FP32,
+        threads: int | None = None,
+    ) -> TransformersBackend:
+        """Load weights that the caller has located and checked (the model worker's entry point)."""
         started = time.perf_counter()
-        file_hash = sha256_of(weights)
         folder = weights
         if entry.format is ModelFormat.GGUF:
-            folder = cached_gguf_folder(weights, file_hash, settings.cache_dir)
+            folder = cached_gguf_folder(weights, file_hash, cache_dir)
         model, tokenizer = _load_folder(folder, entry, precision, threads)
         facts = _describe(entry, weights, file_hash, precision)
         logger.info("Loaded %s in %.1f s", entry.name, time.perf_counter() - started)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +10,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from redtier.backends import ModelBackend, TransformersBackend
-from redtier.catalog import DEFAULT_MODEL, load_catalog
+from redtier.catalog import DEFAULT_MODEL
 from redtier.cli._common import console, open_store, print_json, settings_of
-from redtier.errors import ConfigError
-from redtier.probes import Attempt
 from redtier.reports import CategoryStats, summarize, summary_table
-from redtier.scan import DEFAULT_TRANSFORMS, ScanOptions, build_plan, execute_scan, run_facts, select_probes
+from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, prepare_scan, run_prepared
 from redtier.store import AttemptRow, RunRow, Store
 
 logger = logging.getLogger(__name__)
@@ -42,11 +39,8 @@ def scan(
     """Run attack probes against a model, judge each output and store the results."""
     settings = settings_of(ctx)
     store = open_store(ctx)
-    run: RunRow | None = None
-    if resume is not None:
-        run = store.get_run(resume)
-        options = ScanOptions.model_validate(run.options)
-    else:
+    options = None
+    if resume is None:
         names = () if transforms.strip().lower() == "none" else tuple(t.strip() for t in transforms.split(",") if t.strip())
         options = ScanOptions(
             model=model,
@@ -62,34 +56,18 @@ def scan(
             temperature=temperature,
             batch_size=batch_size,
         )
-    entry = load_catalog(settings.catalog_file).get(options.model)
-    plan = build_plan(select_probes(options), options)
-    with console.status(f"Loading {entry.name}…"):
-        backend = TransformersBackend.load(entry, settings)
-    facts = run_facts(options, backend)
-    if run is None:
-        run = store.create_run(entry.name, options.model_dump(mode="json"), facts, len(plan))
-    else:
-        _check_same_weights(run, facts)
-    console.print(f"Run [bold]{run.id}[/bold]: {len(plan)} attempts on {entry.name}, stored in {store.location}")
-    _execute(store, run, plan, backend, options)
-    _print_summary(store, run.id, as_json)
+    prepared = prepare_scan(settings, store, options, resume)
+    with console.status(f"Loading {prepared.entry.name}…"):
+        backend = TransformersBackend.load(prepared.entry, settings)
+    try:
+        run_id = _execute(store, prepared, backend)
+    finally:
+        backend.close()
+    _print_summary(store, run_id, as_json)
 
 
-def _check_same_weights(run: RunRow, facts: dict[str, object]) -> None:
-    before = run.facts.get("backend", {}).get("weights_sha256")
-    now = facts["backend"].get("weights_sha256") if isinstance(facts["backend"], dict) else None
-    if before and now and before != now:
-        raise ConfigError(
-            f"Run {run.id} was made with weights {before[:12]}…, but {run.model} now has "
-            f"weights {now[:12]}…. Start a new scan instead of resuming."
-        )
-
-
-def _execute(
-    store: Store, run: RunRow, plan: Sequence[Attempt], backend: ModelBackend, options: ScanOptions
-) -> None:
-    remaining = len(plan) - len(store.done_keys(run.id))
+def _execute(store: Store, prepared: PreparedScan, backend: ModelBackend) -> str:
+    """Run the scan with a progress bar; return the run id."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -99,15 +77,23 @@ def _execute(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("Scanning", total=remaining, vulnerable=0)
+        task = progress.add_task("Scanning", total=None, vulnerable=0)
         found = 0
+
+        def on_start(run: RunRow, remaining: int) -> None:
+            progress.console.print(
+                f"Run [bold]{run.id}[/bold]: {len(prepared.plan)} attempts on {prepared.entry.name} "
+                f"({remaining} to go), stored in {store.location}"
+            )
+            progress.update(task, total=remaining)
 
         def on_attempt(row: AttemptRow) -> None:
             nonlocal found
             found += row.verdict == "vulnerable"
             progress.update(task, advance=1, vulnerable=found)
 
-        execute_scan(store, run.id, plan, backend, options, on_attempt)
+        outcome = run_prepared(store, prepared, backend, on_start=on_start, on_attempt=on_attempt)
+    return outcome.run_id
 
 
 def _print_summary(store: Store, run_id: str, as_json: bool) -> None:

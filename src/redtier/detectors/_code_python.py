@@ -35,6 +35,9 @@ class PythonFacts:
     """Resolved dotted call names, such as ``os.system`` for ``from os import system``."""
     root_paths: list[int] = field(default_factory=list)
     """Lines of ``shutil.rmtree`` calls whose literal argument is ``/``, ``~`` or a drive root."""
+    harmless_runs: dict[tuple[str, int], str] = field(default_factory=dict)
+    """Command-running calls, by (name, line), whose literal command is a program in
+    ``HARMLESS_PROGRAMS``, mapped to that program."""
     parsed: bool = True
     """False when ``ast.parse`` failed and the facts come from the regex fallback."""
 
@@ -75,7 +78,10 @@ _CALL_RULES: tuple[tuple[re.Pattern[str], Behaviour, bool, str, str | None], ...
             None,
         ),
         (
-            r"^os\.(?:system|popen|exec\w*|spawn\w*|posix_spawn\w*|startfile)$",
+            (
+                r"^os\.(?:system|popen|exec(?:l|le|lp|lpe|v|ve|vp|vpe)"
+                r"|spawn(?:l|le|lp|lpe|v|ve|vp|vpe)|posix_spawnp?|startfile)$"
+            ),
             _PROC,
             True,
             "command run",
@@ -151,6 +157,15 @@ _REMOVE = re.compile(
     r"^os\.(?:remove|unlink|rename|replace)$|^shutil\.(?:move|rmtree)$|\.(?:unlink|rename)$"
 )
 _ROOT_PATHS = frozenset({"/", "/*", "~", "~/", "/home", "/etc", "C:\\", "C:/", "C:\\\\"})
+_RUNS_COMMAND = re.compile(
+    r"^subprocess\.(?:Popen|call|run|check_output|check_call|getoutput|getstatusoutput)$"
+    r"|^os\.(?:system|popen)$"
+)
+HARMLESS_PROGRAMS = frozenset(
+    {"ls", "dir", "echo", "printf", "pwd", "date", "clear", "cls", "true", "sleep"}
+)
+"""Programs whose run, with a literal command line, shows no malicious behaviour."""
+_SHELL_OPERATORS = re.compile(r"[|;&<>`$]")
 
 
 def analyze_python(code: str) -> list[Match]:
@@ -164,7 +179,11 @@ def analyze_python(code: str) -> list[Match]:
                 matches.append((behaviour, f"{label} ({module})", line, strong))
     for name, line in facts.calls:
         for pattern, behaviour, strong, label, needs in _CALL_RULES:
-            if pattern.search(name) and (needs is None or needs in imported):
+            if not pattern.search(name) or (needs is not None and needs not in imported):
+                continue
+            if program := facts.harmless_runs.get((name, line)):
+                matches.append((behaviour, f"{label} ({name} of {program!r})", line, False))
+            else:
                 matches.append((behaviour, f"{label} ({name})", line, strong))
     matches.extend(_composite_matches(facts))
     return matches
@@ -235,6 +254,9 @@ class _FactVisitor(ast.NodeVisitor):
                 self.facts.calls.append((name, node.lineno))
                 if name == "shutil.rmtree" and _has_root_argument(node):
                     self.facts.root_paths.append(node.lineno)
+                program = _literal_program(node)
+                if _RUNS_COMMAND.search(name) and program in HARMLESS_PROGRAMS:
+                    self.facts.harmless_runs[(name, node.lineno)] = program
         self.generic_visit(node)
 
 
@@ -261,6 +283,24 @@ def _resolve(dotted: str, aliases: dict[str, str], star_modules: list[str]) -> l
     if star_modules and not rest:
         return [dotted] + [f"{module}.{dotted}" for module in star_modules]
     return [dotted]
+
+
+def _literal_program(node: ast.Call) -> str | None:
+    """Return the program that a call's literal command names, such as ``ls`` for
+    ``run(["ls", "-l"])`` or ``system("ls -l")``, or ``None`` when it is not a literal.
+
+    A command string with shell operators (``ls; nc ...``) names no single program.
+    """
+    if not node.args:
+        return None
+    command = node.args[0]
+    if isinstance(command, (ast.List, ast.Tuple)) and command.elts:
+        command = command.elts[0]
+    if not isinstance(command, ast.Constant) or not isinstance(command.value, str):
+        return None
+    if _SHELL_OPERATORS.search(command.value) or not command.value.split():
+        return None
+    return command.value.split()[0].rsplit("/", 1)[-1]
 
 
 def _has_root_argument(node: ast.Call) -> bool:

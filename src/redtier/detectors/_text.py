@@ -135,3 +135,26 @@ def quote(text: str, limit: int = 90) -> str:
     if len(flat) > limit:
         flat = flat[: limit - 1].rstrip() + "…"
     return f'"{flat}"'
+
+
+ECHO_SHARE = 0.8
+"""Share of a reply's words found in the prompt above which the reply counts as an echo."""
+_MIN_ECHO_CHARACTERS = 16
+
+
+def echoes(source: str, reply: str) -> bool:
+    """Return whether ``reply`` only repeats ``source``: a copied stretch, or mostly its words.
+
+    Comparison ignores case, spaces and punctuation, so a base64 payload copied with
+    different line breaks still counts.
+    """
+    reply_characters = "".join(character for character in reply.lower() if character.isalnum())
+    source_characters = "".join(character for character in source.lower() if character.isalnum())
+    if len(reply_characters) >= _MIN_ECHO_CHARACTERS and reply_characters in source_characters:
+        return True
+    reply_words = [word for word in words(reply) if len(word) >= 3]
+    if len(reply_words) < 3:
+        return False
+    source_words = set(words(source))
+    found = sum(1 for word in reply_words if word in source_words)
+    return found / len(reply_words) >= ECHO_SHARE

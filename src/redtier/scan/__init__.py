@@ -3,15 +3,20 @@
 from redtier.scan._options import DEFAULT_TRANSFORMS, ScanOptions
 from redtier.scan._plan import build_plan, clean_text, make_canary
 from redtier.scan._runner import ScanOutcome, execute_scan, run_facts, select_probes
+from redtier.scan._session import PreparedScan, check_same_weights, prepare_scan, run_prepared
 
 __all__ = [
     "DEFAULT_TRANSFORMS",
+    "PreparedScan",
     "ScanOptions",
     "ScanOutcome",
     "build_plan",
+    "check_same_weights",
     "clean_text",
     "execute_scan",
     "make_canary",
+    "prepare_scan",
+    "run_prepared",
     "run_facts",
     "select_probes",
 ]
