@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +28,21 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One converted-weights cache for the whole session, so the GGUF converts once."""
-    path = Path(os.environ.get("REDTIER_TEST_CACHE_DIR") or tmp_path_factory.mktemp("model-cache"))
-    return path
+def model_cache() -> Iterator[Path]:
+    """One converted-weights cache for the whole session, so the GGUF converts once.
+
+    It is made under /tmp with mode 755, unlike pytest's private tmp folders,
+    because the sandboxed model worker runs as an unprivileged uid that must
+    reach it.
+    """
+    configured = os.environ.get("REDTIER_TEST_CACHE_DIR")
+    if configured:
+        yield Path(configured)
+        return
+    path = Path(tempfile.mkdtemp(prefix="redtier-test-cache-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

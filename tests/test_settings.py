@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from redtier.settings import Settings, to_database_url
@@ -8,7 +9,8 @@ from redtier.settings import Settings, to_database_url
 def test_defaults_follow_xdg_folders(tmp_path: Path) -> None:
     settings = Settings.resolve(environ={"HOME": str(tmp_path)})
     assert settings.db_url == f"sqlite:///{tmp_path}/.local/share/redtier/redtier.db"
-    assert settings.cache_dir == tmp_path / ".cache" / "redtier"
+    expected_cache = Path("/var/cache/redtier") if os.geteuid() == 0 else tmp_path / ".cache" / "redtier"
+    assert settings.cache_dir == expected_cache
     assert settings.catalog_file is None
 
 

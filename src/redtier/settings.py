@@ -46,7 +46,7 @@ class Settings(BaseModel):
         config_home = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
 
         db_value = db or env.get(ENV_DB) or str(data_home / "redtier" / "redtier.db")
-        cache_value = cache_dir or env.get(ENV_CACHE_DIR) or cache_home / "redtier"
+        cache_value = cache_dir or env.get(ENV_CACHE_DIR) or default_cache_dir(cache_home)
         catalog_value: str | Path | None = catalog or env.get(ENV_CATALOG)
         if catalog_value is None:
             default_catalog = config_home / "redtier" / "models.yaml"
@@ -63,3 +63,17 @@ def to_database_url(value: str) -> str:
     if "://" in value:
         return value
     return "sqlite:///" + str(Path(value).expanduser().resolve())
+
+
+ROOT_CACHE_DIR = Path("/var/cache/redtier")
+
+
+def default_cache_dir(cache_home: Path) -> Path:
+    """Return the default cache folder.
+
+    As root, sandboxed processes run as an unprivileged uid that cannot enter
+    root's home, so the cache lives in ``/var/cache/redtier`` instead.
+    """
+    if os.geteuid() == 0:
+        return ROOT_CACHE_DIR
+    return cache_home / "redtier"

@@ -26,7 +26,7 @@ def processes_with(marker: str) -> list[int]:
 
 
 def wait_until_gone(marker: str, timeout_s: float = 5.0) -> list[int]:
-    """Wait for every process with ``marker`` in its command line to end; return the survivors."""
+    """Wait for every process with ``marker`` in its command line to end, and return the survivors."""
     deadline = time.monotonic() + timeout_s
     survivors = processes_with(marker)
     while survivors and time.monotonic() < deadline:
@@ -37,4 +37,6 @@ def wait_until_gone(marker: str, timeout_s: float = 5.0) -> list[int]:
 
 def run_python(sandbox: Sandbox, code: str, limits: Limits, **kwargs: Any) -> SandboxRun:
     """Run ``code`` (dedented) with the sandbox's Python."""
-    return sandbox.run([sandbox.python_executable(), "-c", textwrap.dedent(code)], limits=limits, **kwargs)
+    return sandbox.run(
+        [sandbox.python_executable(), "-c", textwrap.dedent(code)], limits=limits, **kwargs
+    )

@@ -28,7 +28,9 @@ def sandbox(request: pytest.FixtureRequest) -> Sandbox:
     backend = SANDBOXES.get(request.param)()
     availability = backend.availability()
     if not availability.ok:
-        pytest.skip(f"{request.param} sandbox unavailable: {availability.problem} (fix: {availability.fix})")
+        pytest.skip(
+            f"{request.param} sandbox unavailable: {availability.problem} (fix: {availability.fix})"
+        )
     return backend
 
 
@@ -85,9 +87,10 @@ def no_leftover_cgroups() -> Iterator[None]:
     deadline = time.monotonic() + 5
     leftovers: list[Path] = []
     while time.monotonic() < deadline:
-        leftovers = [child for parent in writable_parents().values() for child in parent.glob(prefix + "*")]
+        leftovers = [
+            child for parent in writable_parents().values() for child in parent.glob(prefix + "*")
+        ]
         if not leftovers:
             return
         time.sleep(0.1)
     pytest.fail(f"cgroups left behind: {leftovers}")
-

@@ -41,17 +41,25 @@ def test_runs_shell_with_exit_status(sandbox: Sandbox) -> None:
 
 
 def test_stdin_reaches_payload(sandbox: Sandbox) -> None:
-    result = run_python(sandbox, "import sys; print(sys.stdin.read().upper())", input_bytes=b"hello")
+    result = run_python(
+        sandbox, "import sys; print(sys.stdin.read().upper())", input_bytes=b"hello"
+    )
     assert result.stdout.strip() == "HELLO"
 
 
 def test_host_environment_not_leaked(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDTIER_TEST_TOKEN", "host-secret-value")
-    result = run_python(sandbox, "import os; print(os.environ.get('REDTIER_TEST_TOKEN')); print(os.environ['GIVEN'])", env={"GIVEN": "yes"})
+    result = run_python(
+        sandbox,
+        "import os; print(os.environ.get('REDTIER_TEST_TOKEN')); print(os.environ['GIVEN'])",
+        env={"GIVEN": "yes"},
+    )
     assert result.stdout.split() == ["None", "yes"]
 
 
-def test_tcp_listener_on_loopback_unreachable(sandbox: Sandbox, tcp_listener: socket.socket) -> None:
+def test_tcp_listener_on_loopback_unreachable(
+    sandbox: Sandbox, tcp_listener: socket.socket
+) -> None:
     port = tcp_listener.getsockname()[1]
     code = f"""
         import socket
@@ -83,7 +91,9 @@ def test_inet_socket_refused(sandbox: Sandbox) -> None:
     assert all(line.startswith("refused") for line in lines), result.stdout
 
 
-def test_host_unix_socket_unreachable(sandbox: Sandbox, unix_listener: tuple[socket.socket, Path]) -> None:
+def test_host_unix_socket_unreachable(
+    sandbox: Sandbox, unix_listener: tuple[socket.socket, Path]
+) -> None:
     listener, path = unix_listener
     code = f"""
         import socket
@@ -104,7 +114,9 @@ def test_host_unix_socket_unreachable(sandbox: Sandbox, unix_listener: tuple[soc
         listener.accept()
 
 
-def test_secret_outside_binds_unreadable(sandbox: Sandbox, tmp_path: Path, open_folder: Path) -> None:
+def test_secret_outside_binds_unreadable(
+    sandbox: Sandbox, tmp_path: Path, open_folder: Path
+) -> None:
     private = tmp_path / "private-secret.txt"
     private.write_text("PRIVATE-SECRET")
     private.chmod(0o600)

@@ -10,7 +10,10 @@ import pytest
 
 from redtier.sandbox import _landlock
 
-pytestmark = pytest.mark.skipif(_landlock.abi_version() == 0, reason="this kernel has no Landlock (Linux >= 5.13 with landlock in the lsm= list)")
+pytestmark = pytest.mark.skipif(
+    _landlock.abi_version() == 0,
+    reason="this kernel has no Landlock (Linux >= 5.13 with landlock in the lsm= list)",
+)
 
 
 def attempt(action: str, path: Path) -> int:
@@ -27,7 +30,9 @@ def attempt(action: str, path: Path) -> int:
     return 0
 
 
-def restricted_results(read: list[Path], write: list[Path], attempts: list[tuple[str, Path]]) -> list[int]:
+def restricted_results(
+    read: list[Path], write: list[Path], attempts: list[tuple[str, Path]]
+) -> list[int]:
     """Fork, restrict the child with Landlock and return the errno of each attempt there."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -35,7 +40,9 @@ def restricted_results(read: list[Path], write: list[Path], attempts: list[tuple
         try:
             os.close(read_end)
             _landlock.restrict([str(path) for path in read], [str(path) for path in write])
-            os.write(write_end, json.dumps([attempt(action, path) for action, path in attempts]).encode())
+            os.write(
+                write_end, json.dumps([attempt(action, path) for action, path in attempts]).encode()
+            )
         finally:
             os._exit(0)
     os.close(write_end)
@@ -54,7 +61,11 @@ def test_write_outside_allowed_folder_refused(tmp_path: Path) -> None:
     results = restricted_results(
         read=[],
         write=[allowed],
-        attempts=[("write", allowed / "new.txt"), ("write", outside / "new.txt"), ("read", outside / "existing.txt")],
+        attempts=[
+            ("write", allowed / "new.txt"),
+            ("write", outside / "new.txt"),
+            ("read", outside / "existing.txt"),
+        ],
     )
     assert results == [0, 13, 13]
     assert (allowed / "new.txt").read_text() == "x"
@@ -65,7 +76,11 @@ def test_read_only_folder_not_writable(tmp_path: Path) -> None:
     readable = tmp_path / "readable"
     readable.mkdir()
     (readable / "data.txt").write_text("data")
-    results = restricted_results(read=[readable], write=[], attempts=[("read", readable / "data.txt"), ("write", readable / "data.txt")])
+    results = restricted_results(
+        read=[readable],
+        write=[],
+        attempts=[("read", readable / "data.txt"), ("write", readable / "data.txt")],
+    )
     assert results == [0, 13]
     assert (readable / "data.txt").read_text() == "data"
 

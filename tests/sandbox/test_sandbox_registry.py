@@ -15,31 +15,43 @@ from typer.testing import CliRunner
 import redtier.sandbox
 from redtier.cli._doctor import doctor
 from redtier.errors import SandboxError, UnknownNameError
-from redtier.sandbox import AUTO_ORDER, NOBODY_UID, SANDBOXES, BwrapSandbox, Limits, ProcessSandbox, get_sandbox, make_workdir
-from redtier.sandbox import _local
+from redtier.sandbox import (
+    AUTO_ORDER,
+    NOBODY_UID,
+    SANDBOXES,
+    BwrapSandbox,
+    Limits,
+    ProcessSandbox,
+    _local,
+    get_sandbox,
+    grant_write,
+    make_workdir,
+)
 
 
 def test_public_names() -> None:
-    assert redtier.sandbox.__all__ == [
-        "AUTO_ORDER",
-        "Availability",
-        "BwrapSandbox",
-        "DockerSandbox",
-        "GiB",
-        "Limits",
-        "MiB",
-        "NOBODY_GID",
-        "NOBODY_UID",
-        "ProcessSandbox",
-        "SANDBOXES",
-        "Sandbox",
-        "SandboxRun",
-        "get_sandbox",
-        "grant_write",
-        "make_workdir",
-        "python_binds",
-        "readable_by",
-    ]
+    assert sorted(redtier.sandbox.__all__) == sorted(
+        [
+            "AUTO_ORDER",
+            "Availability",
+            "BwrapSandbox",
+            "DockerSandbox",
+            "GiB",
+            "Limits",
+            "MiB",
+            "NOBODY_GID",
+            "NOBODY_UID",
+            "ProcessSandbox",
+            "SANDBOXES",
+            "Sandbox",
+            "SandboxRun",
+            "get_sandbox",
+            "grant_write",
+            "make_workdir",
+            "python_binds",
+            "readable_by",
+        ]
+    )
 
 
 def test_registered_backends() -> None:
@@ -51,7 +63,9 @@ def test_local_backend_works_where_bwrap_is_installed() -> None:
     if not Path("/usr/bin/bwrap").exists():
         pytest.skip("bubblewrap is not installed here")
     reports = {name: SANDBOXES.get(name)().availability() for name in AUTO_ORDER}
-    problems = "; ".join(f"{name}: {report.problem} (fix: {report.fix})" for name, report in reports.items())
+    problems = "; ".join(
+        f"{name}: {report.problem} (fix: {report.fix})" for name, report in reports.items()
+    )
     assert any(report.ok for report in reports.values()), problems
 
 
@@ -129,3 +143,19 @@ def test_doctor_runs_each_backend() -> None:
             assert check["fix"], f"{name} is unavailable without a fix"
     local_works = any(checks[name]["works"] for name in AUTO_ORDER)
     assert result.exit_code == (0 if local_works else 1)
+
+
+def test_grant_write_skips_symlinks(open_folder: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root changes owners")
+    target = open_folder / "root-owned.txt"
+    target.write_text("stays root's")
+    folder = open_folder / "work"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "nested" / "data.bin").write_bytes(b"x")
+    (folder / "link").symlink_to(target)
+    grant_write(ProcessSandbox(), folder)
+    assert folder.stat().st_uid == NOBODY_UID
+    assert (folder / "nested").stat().st_uid == NOBODY_UID
+    assert (folder / "nested" / "data.bin").stat().st_uid == NOBODY_UID
+    assert target.stat().st_uid == 0

@@ -20,12 +20,26 @@ from redtier.sandbox._runner import decode_exit_status, decode_returncode, limit
         (False, signal.SIGKILL, "", CgroupStats(oom_kills=1), False, ("memory",)),
         (False, None, "MemoryError", CgroupStats(), False, ("memory",)),
         (False, None, "", CgroupStats(pids_max_hits=3), False, ("processes",)),
-        (False, None, "BlockingIOError: [Errno 11] Resource temporarily unavailable", CgroupStats(), False, ("processes",)),
+        (
+            False,
+            None,
+            "BlockingIOError: [Errno 11] Resource temporarily unavailable",
+            CgroupStats(),
+            False,
+            ("processes",),
+        ),
         (False, None, "", CgroupStats(), True, ("output",)),
         (False, None, "", CgroupStats(), False, ()),
     ],
 )
-def test_limits_hit(timed_out: bool, signal_number: int | None, stderr: str, stats: CgroupStats, overflow: bool, expected: tuple[str, ...]) -> None:
+def test_limits_hit(
+    timed_out: bool,
+    signal_number: int | None,
+    stderr: str,
+    stats: CgroupStats,
+    overflow: bool,
+    expected: tuple[str, ...],
+) -> None:
     assert limits_hit(timed_out, signal_number, stderr, stats, overflow) == expected
 
 

@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from redtier.sandbox import Limits, Sandbox
-from redtier.sandbox import _seccomp
+from redtier.sandbox import Limits, Sandbox, _seccomp
 
 from ._support import run_python
 

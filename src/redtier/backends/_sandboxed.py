@@ -14,12 +14,10 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +27,7 @@ from redtier.backends._pipe import LineReader, WorkerDied, kill_tree
 from redtier.backends._resolve import check_memory, locate_weights, sha256_of
 from redtier.catalog import ModelEntry, Precision, estimate_memory
 from redtier.errors import ModelLoadError
+import redtier
 from redtier.sandbox import Limits, Sandbox, grant_write, python_binds
 from redtier.settings import Settings
 
@@ -83,7 +82,11 @@ class SandboxedBackend(ModelBackend):
         return backend
 
     def describe(self) -> dict[str, str]:
-        return {**self._facts, "sandbox": self._sandbox.name, "worker_restarts": str(self.restarts)}
+        return {
+            **self._facts,
+            "sandbox": self._sandbox.describe(),
+            "worker_restarts": str(self.restarts),
+        }
 
     def generate_iter(
         self, requests: Sequence[ChatRequest], config: GenerationConfig
@@ -145,9 +148,9 @@ class SandboxedBackend(ModelBackend):
         grant_write(self._sandbox, writable)
         log = self._log_path.open("ab")
         self._process = self._sandbox.popen(
-            [sys.executable, "-m", "redtier.backends._worker"],
+            [self._sandbox.python_executable(), "-m", "redtier.backends._worker"],
             limits=self._limits,
-            binds=[*python_binds(), _bind_path(self._weights)],
+            binds=[*python_binds(), _package_root(), _bind_path(self._weights)],
             writable=writable,
             env=_worker_env(self._options.threads),
             stderr=log.fileno(),
@@ -221,6 +224,11 @@ def default_worker_limits(entry: ModelEntry, precision: Precision) -> Limits:
         open_files=1024,
         wall_timeout_s=24 * 3600,
     )
+
+
+def _package_root() -> Path:
+    """Return the folder that contains the ``redtier`` package (the source tree for editable installs)."""
+    return Path(redtier.__file__).resolve().parent.parent
 
 
 def _bind_path(weights: Path) -> Path:

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from redtier.backends import ModelBackend, TransformersBackend
+from redtier.backends import ModelBackend
 from redtier.catalog import DEFAULT_MODEL
 from redtier.cli._common import console, open_store, print_json, settings_of
 from redtier.reports import CategoryStats, summarize, summary_table
-from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, prepare_scan, run_prepared
+from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
 from redtier.store import AttemptRow, RunRow, Store
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ def scan(
     max_new_tokens: Annotated[int, typer.Option(min=1, max=8192, help="Token budget of each reply.")] = 128,
     temperature: Annotated[float, typer.Option(min=0.0, max=5.0, help="Sampling temperature; 0 means greedy decoding.")] = 0.0,
     batch_size: Annotated[int, typer.Option(min=1, max=512, help="Prompts generated together in one batch.")] = 32,
+    sandbox: Annotated[str, typer.Option(help="Where the model runs: auto (the strongest sandbox that works, see `redtier doctor`), bwrap, process, docker, or none (in this process, unsandboxed).")] = "auto",
     resume: Annotated[str | None, typer.Option(help="Id of an interrupted run to finish; its stored options are reused.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -58,7 +59,7 @@ def scan(
         )
     prepared = prepare_scan(settings, store, options, resume)
     with console.status(f"Loading {prepared.entry.name}…"):
-        backend = TransformersBackend.load(prepared.entry, settings)
+        backend = load_backend(prepared.entry, settings, sandbox=sandbox)
     try:
         run_id = _execute(store, prepared, backend)
     finally:

@@ -2,7 +2,7 @@
 
 Every backend implements :class:`Sandbox`: ``popen`` and ``run`` start a
 command with no network, read-only access to the paths it is given, one
-writable folder and the caps of :class:`Limits`. ``availability()`` says
+writable folder and the caps of :class:`Limits`. ``availability()`` reports
 whether a backend works on this machine, what it isolates and how to fix it.
 
 - ``bwrap``: bubblewrap namespaces, seccomp, rlimits and cgroups. The default.
@@ -23,16 +23,16 @@ from redtier.sandbox._registry import AUTO_ORDER, SANDBOXES, get_sandbox, grant_
 
 __all__ = [
     "AUTO_ORDER",
+    "NOBODY_GID",
+    "NOBODY_UID",
+    "SANDBOXES",
     "Availability",
     "BwrapSandbox",
     "DockerSandbox",
     "GiB",
     "Limits",
     "MiB",
-    "NOBODY_GID",
-    "NOBODY_UID",
     "ProcessSandbox",
-    "SANDBOXES",
     "Sandbox",
     "SandboxRun",
     "get_sandbox",

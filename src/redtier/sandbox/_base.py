@@ -26,7 +26,7 @@ class Availability(BaseModel):
     fix: str = ""
     """The exact command or setting that makes the backend work."""
     gaps: tuple[str, ...] = ()
-    """What the backend does not isolate here, e.g. ``no pid namespace``."""
+    """Limits of the isolation on this machine, e.g. ``no pid namespace``."""
 
 
 class SandboxRun(BaseModel):

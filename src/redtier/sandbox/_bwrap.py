@@ -12,28 +12,48 @@ from pathlib import Path
 
 from redtier.sandbox._base import Availability
 from redtier.sandbox._limits import Limits
-from redtier.sandbox._local import Launch, LocalSandbox, _child_setup, bootstrap_command, pyseccomp_folder
+from redtier.sandbox._local import (
+    Launch,
+    LocalSandbox,
+    _child_setup,
+    bootstrap_command,
+    pyseccomp_folder,
+)
+from redtier.sandbox._paths import (
+    NOBODY_GID,
+    NOBODY_UID,
+    SOURCE_ROOT,
+    is_within,
+    outermost,
+    python_binds,
+)
 from redtier.sandbox._runner import decode_exit_status
-from redtier.sandbox._paths import NOBODY_GID, NOBODY_UID, SOURCE_ROOT, is_within, outermost, python_binds
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BWRAP = "/usr/bin/bwrap"
 ROOT_ENTRIES = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 """Top-level entries that are symlinks into /usr on merged-/usr systems, or real folders elsewhere."""
-ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime")
-"""The only parts of /etc a sandbox sees: the dynamic linker's cache, alternatives symlinks and the time zone."""
+ETC_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/localtime",
+)
+"""The only parts of /etc mounted in the sandbox: the dynamic linker's cache, alternatives symlinks, the time zone."""
 PROBE_TIMEOUT_S = 10.0
 
 
 class BwrapSandbox(LocalSandbox):
     """Runs the payload with bubblewrap in new user, pid, network, ipc, uts and mount namespaces.
 
-    Inside, the root is a tmpfs with only ``/usr`` (and its top-level
-    symlinks), the dynamic-linker pieces of ``/etc``, the interpreter's
-    prefixes, the redtier sources and the caller's binds, all read-only; a
-    fresh ``/proc`` and minimal ``/dev``; a size-capped tmpfs at ``/tmp``; and
-    the writable folder read-write at its host path. bwrap itself runs as
+    Inside, the root is a read-only tmpfs with only these mounts:
+    ``/usr`` (and its top-level symlinks), the dynamic-linker parts of
+    ``/etc``, the interpreter's prefixes, the redtier sources and the
+    caller's binds, all read-only. Then a fresh ``/proc``, a minimal
+    ``/dev``, a size-capped tmpfs at ``/tmp``, and the writable folder
+    read-write at its host path. bwrap itself runs as
     the sandbox user, since bwrap started as root can be escaped.
     """
 
@@ -66,22 +86,42 @@ class BwrapSandbox(LocalSandbox):
         isolates += cgroups
         problem = self._bwrap_problem() or self._common_problem() or self._probe()
         if problem is not None:
-            return Availability(backend=self.name, ok=False, isolates=isolates, problem=problem[0], fix=problem[1], gaps=gaps)
+            return Availability(
+                backend=self.name,
+                ok=False,
+                isolates=isolates,
+                problem=problem[0],
+                fix=problem[1],
+                gaps=gaps,
+            )
         return Availability(backend=self.name, ok=True, isolates=isolates, gaps=gaps)
 
     def _bwrap_problem(self) -> tuple[str, str] | None:
         if not os.access(self.bwrap, os.X_OK):
-            return f"bubblewrap is not installed ({self.bwrap} not found)", "apt-get install -y bubblewrap"
+            return (
+                f"bubblewrap is not installed ({self.bwrap} not found)",
+                "apt-get install -y bubblewrap",
+            )
         return None
 
     def _probe(self) -> tuple[str, str] | None:
-        """Start ``true`` in the namespaces once, as the sandbox user; the result is kept."""
+        """Start ``true`` in the namespaces once as the sandbox user, and keep the result."""
         if self._probed:
             return self._probe_problem
-        command = [self.bwrap, *_namespace_args(), "--ro-bind", "/usr", "/usr", *_root_entry_args(), "--", "/usr/bin/true"]
+        command = [
+            self.bwrap,
+            *_namespace_args(),
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            *_root_entry_args(),
+            "--",
+            "/usr/bin/true",
+        ]
         try:
             result = subprocess.run(
                 command,
+                check=False,
                 capture_output=True,
                 timeout=PROBE_TIMEOUT_S,
                 preexec_fn=_child_setup(None, (self.uid, self.gid) if self.as_root else None),
@@ -94,12 +134,21 @@ class BwrapSandbox(LocalSandbox):
         if failure:
             self._probe_problem = (
                 f"bwrap cannot create namespaces as uid {self.uid}: {failure}",
-                "allow unprivileged user namespaces: sysctl -w user.max_user_namespaces=15000 "
-                "(on Ubuntu 23.10 and later also sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)",
+                (
+                    "allow unprivileged user namespaces: sysctl -w user.max_user_namespaces=15000 "
+                    "(on Ubuntu 23.10 and later also sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)"
+                ),
             )
         return self._probe_problem
 
-    def _plan(self, argv: Sequence[str], limits: Limits, binds: Sequence[Path], writable: Path | None, env: Mapping[str, str]) -> Launch:
+    def _plan(
+        self,
+        argv: Sequence[str],
+        limits: Limits,
+        binds: Sequence[Path],
+        writable: Path | None,
+        env: Mapping[str, str],
+    ) -> Launch:
         command = [
             self.bwrap,
             *_namespace_args(),
@@ -108,25 +157,29 @@ class BwrapSandbox(LocalSandbox):
             "--ro-bind", "/usr", "/usr",
             *_root_entry_args(),
             *_etc_args(),
+            # CPU topology, which thread pools (OpenMP, PyTorch) read to size themselves.
+            "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",
             "--proc", "/proc",
             "--dev", "/dev",
             "--size", str(limits.tmp_size_bytes),
             "--tmpfs", "/tmp",
             *_bind_args(binds, writable),
             "--chdir", os.path.realpath(writable) if writable is not None else "/tmp",
-            # bwrap builds the root on a tmpfs the sandbox user may write; freeze it.
+            # bwrap builds the root on a tmpfs that the sandbox user may write, so freeze it.
             "--remount-ro", "/",
             "--",
             *bootstrap_command(sys.executable),
         ]  # fmt: skip
-        return Launch(command=command, cwd="/", env=dict(env), max_processes=limits.max_processes + 1)
+        return Launch(
+            command=command, cwd="/", env=dict(env), max_processes=limits.max_processes + 1
+        )
 
     def _decode(self, returncode: int) -> tuple[int | None, int | None]:
         return decode_exit_status(returncode)
 
 
 def _namespace_args() -> list[str]:
-    # --unshare-all only tries the user namespace; --disable-userns needs it for certain.
+    # --unshare-all only tries the user namespace, but --disable-userns needs one for certain.
     return ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
 
 

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 CONTROLLERS = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
 KILL_ROUNDS = 100
-"""Passes over ``cgroup.procs`` while killing a tree; a fork bomb is capped by pids.max meanwhile."""
+"""Passes over ``cgroup.procs`` while killing a tree. Meanwhile pids.max caps a fork bomb."""
 REMOVE_TRIES = 50
 
 _counter = itertools.count()
@@ -80,7 +80,7 @@ def writable_parents() -> dict[str, Path]:
 
 @dataclass
 class CgroupStats:
-    """What the groups recorded about a finished tree."""
+    """Counters the groups recorded about a finished tree."""
 
     oom_kills: int = 0
     pids_max_hits: int = 0
@@ -138,7 +138,12 @@ class CgroupSet:
                 except ProcessLookupError:
                     pass
             time.sleep(0.005)
-        logger.warning("Processes %s survived %d kill rounds in %s", sorted(self.pids()), KILL_ROUNDS, self.folders)
+        logger.warning(
+            "Processes %s survived %d kill rounds in %s",
+            sorted(self.pids()),
+            KILL_ROUNDS,
+            self.folders,
+        )
 
     def remove(self) -> None:
         """Record the final counters, kill what is left and delete the groups."""
@@ -172,7 +177,7 @@ def _write_limits(controller: str, folder: Path, limits: Limits) -> None:
 
 
 def _remove_folder(folder: Path) -> bool:
-    """Delete an emptied group; the kernel refuses (EBUSY) while exiting tasks are still listed."""
+    """Delete an emptied group, retrying while the kernel still lists exiting tasks (EBUSY)."""
     for _ in range(REMOVE_TRIES):
         try:
             folder.rmdir()
@@ -181,7 +186,11 @@ def _remove_folder(folder: Path) -> bool:
             return True
         except OSError:
             time.sleep(0.01)
-    logger.warning("Could not remove cgroup %s; it still lists %s", folder, _read_text(folder / "cgroup.procs"))
+    logger.warning(
+        "Could not remove cgroup %s, which still lists pids %s",
+        folder,
+        _read_text(folder / "cgroup.procs"),
+    )
     return False
 
 

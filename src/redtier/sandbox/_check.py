@@ -24,7 +24,7 @@ class BackendCheck(BaseModel):
 
     backend: str
     available: bool
-    """What ``availability()`` reported."""
+    """The ``ok`` field of ``availability()``."""
     works: bool
     """Whether ``python -c 'print(1)'`` ran in the sandbox and printed 1."""
     isolates: tuple[str, ...]
@@ -38,24 +38,27 @@ class BackendCheck(BaseModel):
 def check_backend(sandbox: Sandbox) -> BackendCheck:
     """Report ``sandbox``'s availability and, when it claims to work, run ``python -c 'print(1)'`` in it."""
     availability = sandbox.availability()
-    fields = {
-        "backend": sandbox.name,
-        "available": availability.ok,
-        "isolates": availability.isolates,
-        "gaps": availability.gaps,
-        "problem": availability.problem,
-        "fix": availability.fix,
-    }
+    check = BackendCheck(
+        backend=sandbox.name,
+        available=availability.ok,
+        works=False,
+        isolates=availability.isolates,
+        gaps=availability.gaps,
+        problem=availability.problem,
+        fix=availability.fix,
+    )
     if not availability.ok:
-        return BackendCheck(works=False, **fields)
+        return check
     started = time.monotonic()
     try:
         run = sandbox.run([sandbox.python_executable(), "-c", "print(1)"], limits=CHECK_LIMITS)
     except SandboxError as error:
-        logger.warning("The %s sandbox claims to work but failed to start a command: %s", sandbox.name, error)
-        return BackendCheck(works=False, **{**fields, "problem": str(error)})
+        logger.warning(
+            "The %s sandbox claims to work but failed to start a command: %s", sandbox.name, error
+        )
+        return check.model_copy(update={"problem": str(error)})
     elapsed = time.monotonic() - started
     if run.exit_code == 0 and run.stdout.strip() == EXPECTED_OUTPUT:
-        return BackendCheck(works=True, start_s=elapsed, **fields)
-    problem = f"`python -c 'print(1)'` exited with {run.exit_code} (signal {run.signal}); stderr: {run.stderr.strip()[-500:]}"
-    return BackendCheck(works=False, start_s=elapsed, **{**fields, "problem": problem})
+        return check.model_copy(update={"works": True, "start_s": elapsed})
+    problem = f"`python -c 'print(1)'` exited with {run.exit_code} (signal {run.signal}), and stderr ends: {run.stderr.strip()[-500:]}"
+    return check.model_copy(update={"start_s": elapsed, "problem": problem})

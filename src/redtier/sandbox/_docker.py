@@ -13,7 +13,7 @@ from pathlib import Path
 from redtier.errors import SandboxError
 from redtier.sandbox._base import Availability, Sandbox, SandboxRun
 from redtier.sandbox._limits import Limits
-from redtier.sandbox._paths import NOBODY_GID, NOBODY_UID
+from redtier.sandbox._paths import NOBODY_GID, NOBODY_UID, chown_tree
 from redtier.sandbox._runner import SandboxProcess, Teardown, decode_exit_status, run_to_completion
 
 logger = logging.getLogger(__name__)
@@ -36,14 +36,21 @@ class DockerSandbox(Sandbox):
 
     name = "docker"
 
-    def __init__(self, *, image: str = DEFAULT_IMAGE, docker: str | None = None, uid: int = NOBODY_UID, gid: int = NOBODY_GID) -> None:
+    def __init__(
+        self,
+        *,
+        image: str = DEFAULT_IMAGE,
+        docker: str | None = None,
+        uid: int = NOBODY_UID,
+        gid: int = NOBODY_GID,
+    ) -> None:
         self.image = image
         self.docker = docker or shutil.which("docker") or "docker"
         self.uid = uid
         self.gid = gid
 
     def availability(self) -> Availability:
-        """Ask the Docker engine for its version; no engine, no backend."""
+        """Ask the Docker engine for its version, since the backend works only with a running engine."""
         isolates = (
             "container namespaces",
             "no network (--network none)",
@@ -62,7 +69,7 @@ class DockerSandbox(Sandbox):
         try:
             result = subprocess.run(
                 [self.docker, "info", "--format", "{{.ServerVersion}}"],
-                capture_output=True, timeout=INFO_TIMEOUT_S, stdin=subprocess.DEVNULL,
+                check=False, capture_output=True, timeout=INFO_TIMEOUT_S, stdin=subprocess.DEVNULL,
             )  # fmt: skip
             failure = result.stderr.decode("utf-8", "replace").strip() if result.returncode else ""
         except subprocess.TimeoutExpired:
@@ -80,9 +87,9 @@ class DockerSandbox(Sandbox):
         return "python3"
 
     def grant_write(self, path: Path) -> None:
-        """Make the container user the owner of the folder ``path`` when running as root."""
+        """Make the container user the owner of the folder ``path`` and its contents, as root."""
         if os.geteuid() == 0:
-            os.chown(path, self.uid, self.gid, follow_symlinks=False)
+            chown_tree(path, self.uid, self.gid)
 
     def popen(
         self,
@@ -96,11 +103,13 @@ class DockerSandbox(Sandbox):
         stdout: int | None = subprocess.PIPE,
         stderr: int | None = subprocess.PIPE,
     ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in a new container; ``kill_tree`` on the result removes the container."""
+        """Start ``argv`` in a new container. ``kill_tree`` on the result removes the container."""
         if not argv:
             raise SandboxError("Cannot start an empty command in the sandbox.")
         name = f"redtier-{uuid.uuid4().hex[:12]}"
-        command = self.command(argv, name=name, limits=limits, binds=binds, writable=writable, env=env or {})
+        command = self.command(
+            argv, name=name, limits=limits, binds=binds, writable=writable, env=env or {}
+        )
         teardown = Teardown(stop=lambda: self._remove_container(name))
         try:
             return SandboxProcess(
@@ -126,7 +135,14 @@ class DockerSandbox(Sandbox):
         return run_to_completion(process, limits, input_bytes)
 
     def command(
-        self, argv: Sequence[str], *, name: str, limits: Limits, binds: Sequence[Path], writable: Path | None, env: Mapping[str, str]
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        limits: Limits,
+        binds: Sequence[Path],
+        writable: Path | None,
+        env: Mapping[str, str],
     ) -> list[str]:
         """Return the ``docker run`` command line for ``argv``."""
         command = [
@@ -160,8 +176,7 @@ class DockerSandbox(Sandbox):
         try:
             subprocess.run(
                 [self.docker, "rm", "--force", name],
-                capture_output=True, timeout=KILL_TIMEOUT_S, stdin=subprocess.DEVNULL,
+                check=False, capture_output=True, timeout=KILL_TIMEOUT_S, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         except (OSError, subprocess.TimeoutExpired) as error:
             logger.warning("Could not remove container %s: %s", name, error)
-

@@ -1,8 +1,8 @@
 """Landlock through raw system calls: restrict the calling process to given folders.
 
-Linux 5.13 added Landlock; each later ABI version handles more rights (see
-the kernel's ``Documentation/userspace-api/landlock.rst``). This module asks
-the kernel for its ABI version and handles every right that version knows:
+Linux 5.13 added Landlock, and each later ABI version handles more rights
+(see the kernel's ``Documentation/userspace-api/landlock.rst``). This module
+queries the kernel for its ABI version and handles every right that version knows:
 file access (ABI 1), cross-folder links and renames (2), truncation (3),
 TCP bind and connect (4, always denied here), device ioctls (5), and the
 scopes that keep the process from signalling processes or connecting to
@@ -74,7 +74,12 @@ def _syscall(number: int, *args: object) -> int:
 def abi_version() -> int:
     """Return the kernel's Landlock ABI version, or 0 when Landlock is missing or disabled."""
     try:
-        return _syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(CREATE_RULESET_VERSION))
+        return _syscall(
+            SYS_LANDLOCK_CREATE_RULESET,
+            None,
+            ctypes.c_size_t(0),
+            ctypes.c_uint32(CREATE_RULESET_VERSION),
+        )
     except OSError as error:
         if error.errno in (errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
             return 0
@@ -129,7 +134,9 @@ def _create_ruleset(abi: int, handled_fs: int) -> int:
     if abi >= 6:
         attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
         size = 24
-    return _syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    return _syscall(
+        SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)
+    )
 
 
 def _allow(ruleset_fd: int, path: str, rights: int) -> None:
@@ -141,6 +148,12 @@ def _allow(ruleset_fd: int, path: str, rights: int) -> None:
         if not stat.S_ISDIR(os.fstat(fd).st_mode):
             rights &= FILE_RIGHTS
         rule = _PathBeneathAttr(allowed_access=rights, parent_fd=fd)
-        _syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset_fd), ctypes.c_int(RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0))
+        _syscall(
+            SYS_LANDLOCK_ADD_RULE,
+            ctypes.c_int(ruleset_fd),
+            ctypes.c_int(RULE_PATH_BENEATH),
+            ctypes.byref(rule),
+            ctypes.c_uint32(0),
+        )
     finally:
         os.close(fd)

@@ -1,4 +1,4 @@
-"""What the bwrap and process backends share: the sandbox user, the bootstrap, cgroups and checks."""
+"""Shared parts of the bwrap and process backends: the sandbox user, the bootstrap, cgroups and path checks."""
 
 from __future__ import annotations
 
@@ -18,11 +18,18 @@ from typing import Any
 
 from redtier.errors import SandboxError
 from redtier.sandbox import _seccomp
-from redtier.sandbox._base import Availability, Sandbox, SandboxRun
+from redtier.sandbox._base import Sandbox, SandboxRun
 from redtier.sandbox._cgroups import CgroupSet, writable_parents
 from redtier.sandbox._inside import SETUP_FAILED
 from redtier.sandbox._limits import Limits
-from redtier.sandbox._paths import INSIDE_SCRIPT, NOBODY_GID, NOBODY_UID, SOURCE_ROOT, readable_by
+from redtier.sandbox._paths import (
+    INSIDE_SCRIPT,
+    NOBODY_GID,
+    NOBODY_UID,
+    SOURCE_ROOT,
+    chown_tree,
+    readable_by,
+)
 from redtier.sandbox._runner import SandboxProcess, Teardown, decode_returncode, run_to_completion
 
 logger = logging.getLogger(__name__)
@@ -35,10 +42,10 @@ RECREATE_VENV = "rm -rf .venv && PYTHON=/usr/bin/python3.11 scripts/setup"
 
 @dataclass
 class Launch:
-    """How one backend starts the bootstrap: the command line and what the bootstrap applies."""
+    """The command line that starts the bootstrap in one backend, and the restrictions the bootstrap applies."""
 
     command: list[str]
-    """Ends with the bootstrap (see :func:`bootstrap_command`); ``popen`` appends its arguments."""
+    """Ends with the bootstrap (see :func:`bootstrap_command`), to which ``popen`` appends its arguments."""
     cwd: str
     env: dict[str, str]
     landlock: dict[str, list[str]] | None = None
@@ -57,14 +64,23 @@ class LocalSandbox(Sandbox):
     user it keeps that user's uid and gid.
     """
 
-    def __init__(self, *, uid: int = NOBODY_UID, gid: int = NOBODY_GID, use_cgroups: bool = True) -> None:
+    def __init__(
+        self, *, uid: int = NOBODY_UID, gid: int = NOBODY_GID, use_cgroups: bool = True
+    ) -> None:
         self.as_root = os.geteuid() == 0
         self.uid = uid if self.as_root else os.getuid()
         self.gid = gid if self.as_root else os.getgid()
         self.use_cgroups = use_cgroups
 
     @abstractmethod
-    def _plan(self, argv: Sequence[str], limits: Limits, binds: Sequence[Path], writable: Path | None, env: Mapping[str, str]) -> Launch:
+    def _plan(
+        self,
+        argv: Sequence[str],
+        limits: Limits,
+        binds: Sequence[Path],
+        writable: Path | None,
+        env: Mapping[str, str],
+    ) -> Launch:
         """Build the command line that starts ``argv`` in this backend's isolation."""
 
     def _decode(self, returncode: int) -> tuple[int | None, int | None]:
@@ -72,14 +88,12 @@ class LocalSandbox(Sandbox):
         return decode_returncode(returncode)
 
     def grant_write(self, path: Path) -> None:
-        """Make the sandbox user the owner of the folder ``path`` (as root; otherwise it already is).
+        """Make the sandbox user the owner of the folder ``path`` and its contents, as root.
 
-        Only ``path`` itself changes owner, not its contents: following links
-        that an earlier sandboxed process planted there would be unsafe.
+        Any other user runs the sandbox under its own uid and owns the folder already.
         """
         if self.as_root:
-            os.chown(path, self.uid, self.gid, follow_symlinks=False)
-        os.chmod(path, os.stat(path).st_mode | 0o700)
+            chown_tree(path, self.uid, self.gid)
 
     def popen(
         self,
@@ -93,7 +107,7 @@ class LocalSandbox(Sandbox):
         stdout: int | None = subprocess.PIPE,
         stderr: int | None = subprocess.PIPE,
     ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the sandbox; return once its restrictions are in place and it is executing.
+        """Start ``argv`` in the sandbox and return once its restrictions are in place and it is executing.
 
         Raises :class:`~redtier.errors.SandboxError` when a path cannot be
         reached by the sandbox user or the sandbox could not be set up.
@@ -121,11 +135,16 @@ class LocalSandbox(Sandbox):
                 cwd=launch.cwd,
                 start_new_session=True,
                 pass_fds=(status_write,),
-                preexec_fn=_child_setup(teardown.cgroups, (self.uid, self.gid) if self.as_root else None),
+                preexec_fn=_child_setup(
+                    teardown.cgroups, (self.uid, self.gid) if self.as_root else None
+                ),
             )
-        except OSError as error:
+        except (OSError, subprocess.SubprocessError) as error:
+            # SubprocessError: the child failed in _child_setup (joining a cgroup or switching user).
             teardown.release()
-            raise SandboxError(f"{self.name} sandbox could not start {command[0]}: {error}") from error
+            raise SandboxError(
+                f"The {self.name} sandbox failed to start {command[0]}: {error}"
+            ) from error
         finally:
             os.close(status_write)
         _await_start(self.name, process, status_read)
@@ -152,7 +171,14 @@ class LocalSandbox(Sandbox):
             user = pwd.getpwuid(self.uid).pw_name
         except KeyError:
             user = str(self.uid)
-        base = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "USER": user, "LOGNAME": user, "HOME": "/tmp", "TMPDIR": "/tmp"}
+        base = {
+            "PATH": DEFAULT_PATH,
+            "LANG": "C.UTF-8",
+            "USER": user,
+            "LOGNAME": user,
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+        }
         return {**base, **(env or {})}
 
     def _check_paths(self, binds: Sequence[Path], writable: Path | None) -> None:
@@ -178,8 +204,13 @@ class LocalSandbox(Sandbox):
     def _common_problem(self) -> tuple[str, str] | None:
         """Return (problem, fix) when the interpreter, bootstrap or seccomp cannot work here."""
         if sys.platform != "linux":
-            return f"the {self.name} sandbox needs Linux, not {sys.platform}", "use the docker backend"
-        unreadable = [path for path in interpreter_paths() if not readable_by(self.uid, path, gid=self.gid)]
+            return (
+                f"the {self.name} sandbox needs Linux, not {sys.platform}",
+                "use the docker backend",
+            )
+        unreadable = [
+            path for path in interpreter_paths() if not readable_by(self.uid, path, gid=self.gid)
+        ]
         if unreadable:
             names = ", ".join(map(str, unreadable))
             return (
@@ -192,12 +223,14 @@ class LocalSandbox(Sandbox):
         """Return what cgroups add here, as (isolates, gaps)."""
         parents = writable_parents() if self.use_cgroups else {}
         if parents:
-            names = [name for name in ("memory", "pids") if name in parents]
+            names: list[str] = [name for name in ("memory", "pids") if name in parents]
             if "cpu" in parents:
                 names.append("cpu quota when Limits.cpus is set")
             return (f"cgroups ({', '.join(names)})",), ()
         reason = "disabled" if not self.use_cgroups else "no writable cgroup v1 hierarchy"
-        return (), (f"no cgroups ({reason}): memory capped by RLIMIT_AS only, processes by RLIMIT_NPROC only",)
+        return (), (
+            f"no cgroups ({reason}): memory capped by RLIMIT_AS only, processes by RLIMIT_NPROC only",
+        )
 
 
 def bootstrap_config(limits: Limits, launch: Launch, status_fd: int) -> dict[str, Any]:
@@ -223,14 +256,19 @@ def bootstrap_config(limits: Limits, launch: Launch, status_fd: int) -> dict[str
 
 
 def bootstrap_command(python: str) -> list[str]:
-    """Return the bootstrap's command line; ``popen`` appends ``--config JSON -- ARGV...``."""
+    """Return the bootstrap's command line, to which ``popen`` appends ``--config JSON -- ARGV...``."""
     return [python, "-I", "-S", "-B", str(INSIDE_SCRIPT)]
 
 
 def interpreter_paths() -> list[Path]:
     """Return the files and folders the sandboxed interpreter and bootstrap must be able to read."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    paths = [Path(sys.executable), Path(sys.base_prefix) / "lib" / version, INSIDE_SCRIPT, SOURCE_ROOT]
+    paths = [
+        Path(sys.executable),
+        Path(sys.base_prefix) / "lib" / version,
+        INSIDE_SCRIPT,
+        SOURCE_ROOT,
+    ]
     folder = pyseccomp_folder()
     if folder is not None:
         paths.append(folder)
@@ -238,7 +276,7 @@ def interpreter_paths() -> list[Path]:
 
 
 def pyseccomp_folder() -> Path | None:
-    """Return the folder that holds the ``pyseccomp`` module, or None when it is not installed."""
+    """Return the folder that contains the ``pyseccomp`` module, or None when it is not installed."""
     spec = importlib.util.find_spec("pyseccomp")
     if spec is None or spec.origin is None:
         return None
@@ -260,7 +298,9 @@ def seccomp_problem() -> tuple[str, str] | None:
     return None
 
 
-def _child_setup(cgroups: CgroupSet | None, switch_to: tuple[int, int] | None) -> Callable[[], None]:
+def _child_setup(
+    cgroups: CgroupSet | None, switch_to: tuple[int, int] | None
+) -> Callable[[], None]:
     """Return the function the child runs between fork and exec.
 
     Joining the cgroups needs root, so it happens here, before the switch to
@@ -286,7 +326,7 @@ def _child_setup(cgroups: CgroupSet | None, switch_to: tuple[int, int] | None) -
 
 
 def _await_start(backend: str, process: SandboxProcess, status_read: int) -> None:
-    """Wait for the bootstrap's ``R`` (restrictions applied) or its ``E`` and reason; raise on failure."""
+    """Wait for the bootstrap's ``R`` (restrictions applied), or raise with the reason it sent after ``E``."""
     try:
         ready, _, _ = select.select([status_read], [], [], START_TIMEOUT_S)
         message = os.read(status_read, 65536) if ready else None
@@ -297,15 +337,23 @@ def _await_start(backend: str, process: SandboxProcess, status_read: int) -> Non
     process.kill_tree()
     if message is None:
         process.wait()
-        raise SandboxError(f"The {backend} sandbox did not start within {START_TIMEOUT_S:.0f} s.")
+        raise SandboxError(
+            f"The {backend} sandbox timed out after {START_TIMEOUT_S:.0f} s before the payload started."
+        )
     output = _stderr_of(process)
     if message.startswith(b"E"):
-        raise SandboxError(f"The {backend} sandbox could not be set up: {message[1:].decode('utf-8', 'replace')}")
+        raise SandboxError(
+            f"The {backend} sandbox setup failed: {message[1:].decode('utf-8', 'replace')}"
+        )
     code = process.returncode
-    detail = f" exit status {code}" + (f": {output}" if output else "")
-    if code == SETUP_FAILED and not output:
-        detail += " (the bootstrap failed before it could report why)"
-    raise SandboxError(f"The {backend} sandbox failed before the payload started,{detail}")
+    reason = output or (
+        "the bootstrap failed before it could report why"
+        if code == SETUP_FAILED
+        else "no error output"
+    )
+    raise SandboxError(
+        f"The {backend} sandbox failed before the payload started (exit status {code}): {reason}"
+    )
 
 
 def _stderr_of(process: SandboxProcess) -> str:

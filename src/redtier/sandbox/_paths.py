@@ -1,4 +1,4 @@
-"""Which host paths a sandboxed Python process needs, and whether the sandbox user can reach them."""
+"""Host paths that a sandboxed Python process needs, and checks that the sandbox user can reach them."""
 
 from __future__ import annotations
 
@@ -37,6 +37,22 @@ def python_binds() -> list[Path]:
     return [path for path in outermost(candidates) if not is_within(path, Path("/usr"))]
 
 
+def chown_tree(folder: Path, uid: int, gid: int) -> None:
+    """Make ``folder`` and everything in it owned by ``uid``:``gid``, without following symlinks.
+
+    ``os.fwalk`` opens each folder relative to its parent's descriptor and
+    never follows links, so a sandboxed process that swaps a folder for a
+    symlink meanwhile cannot redirect the ``chown`` outside ``folder``.
+    """
+    os.chown(folder, uid, gid, follow_symlinks=False)
+    for _, folders, files, folder_fd in os.fwalk(folder, follow_symlinks=False):
+        for name in [*folders, *files]:
+            try:
+                os.chown(name, uid, gid, dir_fd=folder_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+
+
 def outermost(paths: Iterable[Path]) -> list[Path]:
     """Return ``paths`` without duplicates and without those inside another one, shortest first."""
     kept: list[Path] = []
@@ -56,8 +72,8 @@ def readable_by(uid: int, path: Path, *, gid: int | None = None, write: bool = F
 
     Every folder on the way, including the targets of symlinks, must grant
     search (x) permission, and the path itself read (and search for a
-    folder, write when ``write``). For the current user the kernel answers
-    through ``os.access``; for another uid the mode bits are compared.
+    folder, write when ``write``). For the current user the kernel
+    decides, through ``os.access``. For another uid the mode bits are compared.
 
     NOTE: POSIX ACLs and capabilities are not taken into account for another
     uid, so a path readable only through an ACL is reported as unreadable.
@@ -80,7 +96,7 @@ def readable_by(uid: int, path: Path, *, gid: int | None = None, write: bool = F
 
 
 def _walk(uid: int, groups: set[int], path: Path) -> Path | None:
-    """Follow ``path`` component by component; return where it ends, or None if ``uid`` cannot pass."""
+    """Follow ``path`` component by component. Return where it ends, or None where ``uid`` cannot pass."""
     current = Path("/")
     pending = list(path.parts[1:])
     hops = 0

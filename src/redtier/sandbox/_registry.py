@@ -36,7 +36,9 @@ def get_sandbox(name: str = "auto") -> Sandbox:
         sandbox = SANDBOXES.get(name)()
         availability = sandbox.availability()
         if not availability.ok:
-            raise SandboxError(f"The {name} sandbox is not available: {availability.problem}. Fix: {availability.fix}.")
+            raise SandboxError(
+                f"The {name} sandbox is not available: {availability.problem}. Fix: {availability.fix}."
+            )
         logger.info("Using the %s sandbox, as requested", name)
         return sandbox
     problems: list[str] = []
@@ -44,13 +46,21 @@ def get_sandbox(name: str = "auto") -> Sandbox:
         sandbox = SANDBOXES.get(candidate)()
         availability = sandbox.availability()
         if availability.ok:
-            logger.info("Using the %s sandbox: the first available of %s", candidate, ", ".join(AUTO_ORDER))
+            logger.info(
+                "Using the %s sandbox: the first available of %s", candidate, ", ".join(AUTO_ORDER)
+            )
             if availability.gaps:
-                logger.warning("The %s sandbox isolates less: %s", candidate, "; ".join(availability.gaps))
+                logger.warning(
+                    "The %s sandbox isolates less: %s", candidate, "; ".join(availability.gaps)
+                )
             return sandbox
         logger.info("Skipping the %s sandbox: %s", candidate, availability.problem)
         problems.append(f"{candidate}: {availability.problem} (fix: {availability.fix})")
-    raise SandboxError("No sandbox backend works here. " + "; ".join(problems) + ". `redtier doctor` shows details.")
+    raise SandboxError(
+        "No sandbox backend works here. "
+        + "; ".join(problems)
+        + ". `redtier doctor` shows details."
+    )
 
 
 def grant_write(sandbox: Sandbox, path: Path) -> None:

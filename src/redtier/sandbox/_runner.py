@@ -26,7 +26,13 @@ DRAIN_S = 2.0
 """Seconds to keep reading output after the tree was killed, for what it wrote before."""
 
 MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
-PROCESS_MARKERS = ("BlockingIOError", "Resource temporarily unavailable", "Cannot fork", "can't fork", "fork: retry")
+PROCESS_MARKERS = (
+    "BlockingIOError",
+    "Resource temporarily unavailable",
+    "Cannot fork",
+    "can't fork",
+    "fork: retry",
+)
 FILE_SIZE_MARKERS = ("File too large",)
 """Messages that the payload's stderr shows when a limit refused it a request, not a signal."""
 
@@ -38,7 +44,7 @@ StatusDecoder = Callable[[int], tuple[int | None, int | None]]
 
 
 class Teardown:
-    """What to kill and delete when a sandboxed process ends or times out."""
+    """The processes to kill and the folders to delete when a sandboxed process ends or times out."""
 
     def __init__(
         self,
@@ -97,7 +103,9 @@ class Teardown:
 class SandboxProcess(subprocess.Popen[bytes]):
     """A sandboxed process; once it is reaped, whatever it left running is killed and its cgroups removed."""
 
-    def __init__(self, args: Sequence[str], *, teardown: Teardown, decode: StatusDecoder, **kwargs: Any) -> None:
+    def __init__(
+        self, args: Sequence[str], *, teardown: Teardown, decode: StatusDecoder, **kwargs: Any
+    ) -> None:
         self.teardown = teardown
         self.decode_status = decode
         super().__init__(args, **kwargs)
@@ -141,7 +149,7 @@ class _Pump:
                 process.stdin.close()
 
     def run_until(self, deadline: float) -> bool:
-        """Move data until the pipes close and the process exits; return False at ``deadline``."""
+        """Move data until the pipes close and the process exits. Return False at ``deadline``."""
         while self.selector.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -199,14 +207,20 @@ class _Pump:
         self.selector.close()
 
 
-def run_to_completion(process: SandboxProcess, limits: Limits, input_bytes: bytes | None) -> SandboxRun:
+def run_to_completion(
+    process: SandboxProcess, limits: Limits, input_bytes: bytes | None
+) -> SandboxRun:
     """Feed ``input_bytes``, collect output, enforce the wall timeout and describe how the run ended."""
     start = time.monotonic()
     with process:
         pump = _Pump(process, input_bytes, limits.max_output_bytes)
         timed_out = not pump.run_until(start + limits.wall_timeout_s)
         if timed_out:
-            logger.info("Sandboxed process %d passed its %.1f s wall timeout; killing its tree", process.pid, limits.wall_timeout_s)
+            logger.info(
+                "Sandboxed process %d passed its %.1f s wall timeout, so its tree is killed",
+                process.pid,
+                limits.wall_timeout_s,
+            )
             process.kill_tree()
             pump.run_until(time.monotonic() + DRAIN_S)
         returncode = process.wait()
@@ -226,7 +240,9 @@ def run_to_completion(process: SandboxProcess, limits: Limits, input_bytes: byte
     )
 
 
-def limits_hit(timed_out: bool, signal_number: int | None, stderr: str, stats: CgroupStats, overflow: bool) -> tuple[str, ...]:
+def limits_hit(
+    timed_out: bool, signal_number: int | None, stderr: str, stats: CgroupStats, overflow: bool
+) -> tuple[str, ...]:
     """Name the limits a finished run ran into.
 
     Signals (SIGXCPU, SIGXFSZ) and cgroup counters (OOM kills, pids.max hits)
@@ -262,7 +278,7 @@ def decode_exit_status(returncode: int) -> tuple[int | None, int | None]:
     """Decode a return code from bwrap or ``docker run``, which exit with 128 + N for signal N.
 
     NOTE: a payload that exits with status 129 to 192 on its own is reported
-    as killed by a signal; neither tool tells the two apart.
+    as killed by a signal, because neither tool distinguishes the two.
     """
     if returncode < 0:
         return None, -returncode

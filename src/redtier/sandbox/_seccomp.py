@@ -14,10 +14,9 @@ sandbox bootstrap loads it as a top-level module without importing the
 
 from __future__ import annotations
 
-import ctypes.util
 import errno
 import functools
-import socket
+import sys
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 
@@ -45,6 +44,9 @@ CLONE_NAMESPACE_FLAGS = (
     0x00000080,  # CLONE_NEWTIME
 )
 
+AF_UNIX = 1
+"""From <sys/socket.h>; written out so the bootstrap need not import ``socket``."""
+
 LIBRARIES = ("c", "seccomp")
 """Names pyseccomp passes to ``ctypes.util.find_library`` when it is imported."""
 
@@ -55,31 +57,47 @@ def locate_libraries() -> dict[str, str]:
 
     The result is cached for the life of the process: each look-up runs ``ldconfig``.
     """
+    import ctypes.util
+
     return {name: ctypes.util.find_library(name) or "" for name in LIBRARIES}
 
 
 def load_pyseccomp(libraries: Mapping[str, str] | None = None) -> ModuleType:
-    """Import pyseccomp; with ``libraries``, answer its library look-ups from that mapping.
+    """Import pyseccomp. With ``libraries``, resolve its library look-ups from that mapping.
 
-    ``ctypes.util.find_library`` runs ``/sbin/ldconfig -p`` in a child
-    process, which costs a fork that a tight process limit may refuse. The
-    bootstrap passes the names the host resolved instead.
+    pyseccomp calls ``ctypes.util.find_library`` when it is imported, which
+    imports ``subprocess`` and ``tempfile`` and runs ``/sbin/ldconfig -p`` in
+    a child process: about 10 ms and a fork that a tight process limit may
+    refuse. The bootstrap passes the names the host resolved instead, through
+    a stand-in ``ctypes.util`` module that exists only during the import. A
+    name missing from ``libraries`` makes the import fail, as a missing
+    library would.
     """
     if libraries is None:
         import pyseccomp
 
         return pyseccomp
-    original = ctypes.util.find_library
-    ctypes.util.find_library = lambda name: libraries.get(name) or original(name)
+    import ctypes
+
+    stand_in = ModuleType("ctypes.util")
+    stand_in.find_library = lambda name: libraries.get(name) or None  # type: ignore[attr-defined]
+    saved = sys.modules.get("ctypes.util")
+    sys.modules["ctypes.util"] = stand_in
+    ctypes.util = stand_in  # type: ignore[attr-defined]
     try:
         import pyseccomp
     finally:
-        ctypes.util.find_library = original
+        if saved is None:
+            del sys.modules["ctypes.util"]
+            del ctypes.util  # type: ignore[attr-defined]
+        else:
+            sys.modules["ctypes.util"] = saved
+            ctypes.util = saved  # type: ignore[attr-defined]
     return pyseccomp
 
 
 def install(extra_denied: Iterable[str] = (), libraries: Mapping[str, str] | None = None) -> None:
-    """Load the filter into the calling process; it stays for the process and everything it executes.
+    """Load the filter into the calling process, where it stays for the process and all it executes.
 
     libseccomp also sets ``no_new_privs``, so set-uid programs cannot regain
     privileges, and kills the process on a system call of a foreign
@@ -92,7 +110,7 @@ def install(extra_denied: Iterable[str] = (), libraries: Mapping[str, str] | Non
     for name in names:
         rules.add_rule(denied, name)
     if "socket" not in names:
-        rules.add_rule(denied, "socket", seccomp.Arg(0, seccomp.NE, socket.AF_UNIX))
+        rules.add_rule(denied, "socket", seccomp.Arg(0, seccomp.NE, AF_UNIX))
     for flag in CLONE_NAMESPACE_FLAGS:
         rules.add_rule(denied, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
     rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")

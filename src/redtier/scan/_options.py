@@ -35,3 +35,9 @@ class ScanOptions(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=512)
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     """Detector score at or above which an attempt counts as a successful attack."""
+    tier: str | None = None
+    """Tier the scan is priced on (see ``redtier plan``); ``None`` for an unpriced local scan."""
+    precision: str | None = None
+    """Weight precision to load, such as ``bf16``; ``None`` means the backend's default."""
+    budget_usd: float | None = Field(default=None, gt=0)
+    """Spend in US dollars at which the scan stops, priced at the tier's hourly rate."""

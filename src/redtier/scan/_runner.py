@@ -30,6 +30,23 @@ class ScanOutcome:
     stored: int = 0
     already_stored: int = 0
     verdicts: dict[str, int] = field(default_factory=dict)
+    stopped: StopScan | None = None
+    """Set when an ``on_attempt`` callback ended the scan early."""
+
+
+class StopScan(Exception):
+    """Raised by an ``on_attempt`` callback to end a scan cleanly after the attempt just stored.
+
+    ``status`` becomes the run's status (for example ``stopped_budget``), with
+    ``message`` as its error text; ``None`` leaves the status unchanged, for a
+    caller that no longer owns the run. Outputs the backend has generated but
+    not yet handed over are dropped; a resumed run generates them again.
+    """
+
+    def __init__(self, status: str | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 def select_probes(options: ScanOptions) -> list[Probe]:
@@ -86,8 +103,9 @@ def execute_scan(
     """Generate and judge every planned attempt not yet stored, committing each one.
 
     The run's status becomes ``completed`` at the end, ``interrupted`` on
-    Ctrl-C or SIGTERM (raised here as ``KeyboardInterrupt``), and ``failed``
-    when the backend raises. Attempts stored before the stop are kept.
+    Ctrl-C or SIGTERM (raised here as ``KeyboardInterrupt``), ``failed``
+    when the backend raises, and the status a :class:`StopScan` raised by
+    ``on_attempt`` names. Attempts stored before the stop are kept.
     """
     outcome = ScanOutcome(run_id=run_id)
     done = store.done_keys(run_id)
@@ -109,6 +127,12 @@ def execute_scan(
                 outcome.verdicts[row.verdict] = outcome.verdicts.get(row.verdict, 0) + 1
             if on_attempt is not None:
                 on_attempt(row)
+    except StopScan as stop:
+        if stop.status is not None:
+            store.set_status(run_id, stop.status, stop.message)
+        logger.info("Run %s stopped after %d attempts: %s", run_id, outcome.stored, stop.message)
+        outcome.stopped = stop
+        return outcome
     except KeyboardInterrupt:
         store.set_status(run_id, "interrupted", "stopped by the user or a signal")
         raise

@@ -60,3 +60,31 @@ class AttemptRow(Base):
     latency_s: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RunCostRow(Base):
+    """What a run costs on its tier: the estimate before it started and the spend measured since.
+
+    A separate table rather than columns of ``runs``, so databases created
+    before cost tracking open unchanged (``create_all`` adds missing tables,
+    never missing columns).
+    """
+
+    __tablename__ = "run_costs"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(100))
+    instance_type: Mapped[str] = mapped_column(String(100))
+    price_kind: Mapped[str] = mapped_column(String(20))
+    """``on_demand`` or ``spot``."""
+    price_per_hour_usd: Mapped[float] = mapped_column(Float)
+    precision: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    estimated_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    estimated_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+    """Wall time of every session that worked on the run, model loading included."""
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    """``wall_s`` times the hourly price."""
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

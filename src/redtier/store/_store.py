@@ -21,7 +21,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from redtier.errors import RunNotFoundError, StoreError
-from redtier.store._schema import AttemptRow, Base, RunRow
+from redtier.store._schema import AttemptRow, Base, RunCostRow, RunRow
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,22 @@ class Store:
             query = query.where(AttemptRow.verdict == verdict)
         with self._session("read attempts") as session:
             yield from session.scalars(query.execution_options(yield_per=500))
+
+    def save_cost(self, row: RunCostRow) -> None:
+        """Insert or replace the cost record of ``row.run_id``."""
+        with self._session("store a run's cost") as session:
+            session.merge(row)
+
+    def get_cost(self, run_id: str) -> RunCostRow | None:
+        """Return a run's cost record, or None for a run not priced on a tier."""
+        with self._session("read a run's cost") as session:
+            return session.get(RunCostRow, run_id)
+
+    def tokens_out(self, run_id: str) -> int:
+        """Return the number of tokens generated in a run's stored attempts."""
+        query = select(func.coalesce(func.sum(AttemptRow.tokens_out), 0)).where(AttemptRow.run_id == run_id)
+        with self._session("read attempts") as session:
+            return int(session.scalar(query) or 0)
 
     def close(self) -> None:
         """Close the database connections."""
