@@ -68,7 +68,9 @@ class SandboxedBackend(ModelBackend):
         self._reader: LineReader | None = None
         self._log_path = Path(tempfile.mkstemp(prefix="redtier-worker-", suffix=".log")[1])
         self._facts: dict[str, str] = {}
+        self._started = False
         self.restarts = 0
+        """Workers started after the first one, because one failed."""
 
     @classmethod
     def start(
@@ -141,8 +143,9 @@ class SandboxedBackend(ModelBackend):
             yield int(reply["index"]), Generation.model_validate(reply["generation"])
 
     def _spawn(self) -> None:
-        if self._process is not None:
+        if self._started:
             self.restarts += 1
+        self._started = True
         writable = self._settings.cache_dir / "gguf"
         writable.mkdir(parents=True, exist_ok=True)
         grant_write(self._sandbox, writable)
