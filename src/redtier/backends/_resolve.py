@@ -85,9 +85,11 @@ def _download_from_hub(entry: ModelEntry) -> Path:
         reason = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
         raise ModelLoadError(
             f"Model {entry.name!r} ({entry.source}) is not in the local Hugging Face cache and "
-            f"{reason}. Either run where the Hub is reachable (unset HF_HUB_OFFLINE), or "
-            "download the model elsewhere, copy the folder here, and add a catalog entry "
-            "whose `source:` is that local folder (see `redtier models --help`)."
+            f"{reason}. Either run where the Hub is reachable"
+            + (" (unset HF_HUB_OFFLINE)" if offline else "")
+            + ", or download the model elsewhere, copy the folder here, and add a catalog entry "
+            "(--catalog FILE) whose `source:` is that local folder; the README's Models section "
+            "shows the format."
         ) from None
     except HfHubHTTPError as error:
         raise ModelLoadError(

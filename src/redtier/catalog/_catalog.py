@@ -88,17 +88,22 @@ def read_catalog_file(path: Path) -> list[ModelEntry]:
         )
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"Catalog file {str(path)!r} is not UTF-8 text. Save it as UTF-8.") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"Catalog file {str(path)!r} is not valid YAML: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("models"), list):
         raise ConfigError(
             f"Catalog file {str(path)!r} must contain a top-level `models:` list of entries."
         )
-    entries = []
+    entries: list[ModelEntry] = []
     for index, raw in enumerate(document["models"]):
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: models[{index}] must be a mapping, got {raw!r}.")
-        entries.append(_parse_user_entry(raw, path.parent, f"{path}: models[{index}]"))
+        entry = _parse_user_entry(raw, path.parent, f"{path}: models[{index}]")
+        if any(existing.name == entry.name for existing in entries):
+            raise ConfigError(f"{path}: models[{index}] repeats the name {entry.name!r}; names must be unique.")
+        entries.append(entry)
     return entries
 
 

@@ -29,9 +29,13 @@ def _inspect_gguf(path: Path) -> dict[str, Any]:
 
     try:
         reader = GGUFReader(str(path))
-    except (ValueError, OSError, struct.error) as error:
-        raise ModelLoadError(f"GGUF file {str(path)!r} cannot be read: {error}") from None
-    params = sum(int(t.n_elements) for t in reader.tensors)
+        params = sum(int(t.n_elements) for t in reader.tensors)
+    # A truncated or corrupt file fails deep inside the reader with many kinds of error.
+    except Exception as error:  # noqa: BLE001
+        raise ModelLoadError(
+            f"GGUF file {str(path)!r} cannot be read ({type(error).__name__}: {error}). It may be "
+            "truncated or corrupt: download it again."
+        ) from None
     facts: dict[str, Any] = {
         "format": ModelFormat.GGUF,
         "params": params,
@@ -55,7 +59,10 @@ def _inspect_folder(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"Model folder {str(path)!r} has no config.json: it is not a Hugging Face model folder."
         )
-    config = json.loads(config_file.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{config_file} is not valid JSON: {error}.") from None
     facts: dict[str, Any] = {
         "format": ModelFormat.HF,
         "family": config.get("model_type", "unknown"),
@@ -63,7 +70,13 @@ def _inspect_folder(path: Path) -> dict[str, Any]:
     }
     weights = sorted(path.glob("*.safetensors"))
     if weights:
-        facts["params"] = sum(_count_safetensors_params(f) for f in weights)
+        try:
+            facts["params"] = sum(_count_safetensors_params(f) for f in weights)
+        except (struct.error, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise ConfigError(
+                f"Model folder {str(path)!r} has a safetensors file whose header cannot be read "
+                f"({type(error).__name__}). The file may be truncated: copy it again."
+            ) from None
         facts["download_bytes"] = sum(f.stat().st_size for f in weights)
     else:
         raise ConfigError(

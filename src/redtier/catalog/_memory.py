@@ -12,8 +12,8 @@ is 4.5 bits, the average of common 4-bit formats once their per-block scales
 are counted. The CPU runtime overhead (Python, torch, transformers, the
 tokenizer) was measured at about 400 MiB for the bundled model with
 ``python -m redtier.tiers._benchmark`` on a 2-core x86 machine with
-torch 2.13 and transformers 5.25; the GPU overhead (CUDA context and library
-workspaces) is an estimate that has not been measured here.
+torch 2.13 and transformers 5.25. The GPU overhead (CUDA context and library
+workspaces) is an estimate that has not been measured.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Precision(StrEnum):
 
 
 class Device(StrEnum):
-    """Where the weights live while the model generates."""
+    """The memory that contains the weights while the model generates."""
 
     CPU = "cpu"
     """Host memory; the estimate is a peak resident set size."""
@@ -104,7 +104,7 @@ def stored_precision(entry: ModelEntry) -> Precision | None:
     """Return the precision of the weights as loaded from disk, or None when unknown.
 
     GGUF files are converted to fp32 safetensors before loading. For other
-    formats the published download size per parameter tells fp32 from 16-bit.
+    formats the published download size per parameter distinguishes fp32 from 16-bit.
     """
     if entry.format is ModelFormat.GGUF:
         return Precision.FP32
@@ -133,9 +133,10 @@ def memory_breakdown(
     runtime = RUNTIME_OVERHEAD_BYTES if device is Device.CPU else GPU_RUNTIME_OVERHEAD_BYTES
     load_peak = 0
     stored = stored_precision(entry)
-    if device is Device.CPU and stored is not None and precision not in QUANTIZED:
-        if BYTES_PER_PARAM[stored] != BYTES_PER_PARAM[precision]:
-            load_peak = runtime + weight_bytes(entry, stored) + weights
+    casts = stored is not None and BYTES_PER_PARAM[stored] != BYTES_PER_PARAM[precision]
+    if device is Device.CPU and casts and precision not in QUANTIZED:
+        assert stored is not None
+        load_peak = runtime + weight_bytes(entry, stored) + weights
     running = runtime + weights + activations + kv
     return MemoryEstimate(
         device=device,

@@ -8,12 +8,11 @@ import sys
 from types import FrameType
 from typing import Annotated
 
-import click
 import typer
 from rich.logging import RichHandler
 
 from redtier import __version__
-from redtier.cli import _doctor, _listing, _scan
+from redtier.cli import _doctor, _listing, _plan, _queue, _scan
 from redtier.cli._common import error_console
 from redtier.errors import RedtierError
 from redtier.settings import Settings
@@ -32,6 +31,11 @@ app.command()(_listing.export)
 app.command()(_listing.models)
 app.command()(_listing.probes)
 app.command()(_doctor.doctor)
+app.command()(_plan.plan)
+app.command()(_queue.submit)
+app.command()(_queue.queue)
+app.command()(_queue.cancel)
+app.command()(_queue.worker)
 
 
 def _version(value: bool) -> None:
@@ -71,23 +75,15 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    """Run the CLI; print user errors without a traceback."""
+    """Run the CLI; print user errors without a traceback.
+
+    Click's standalone mode reports usage errors (exit status 2) and turns
+    ``typer.Exit`` into the exit status; errors redtier raises for bad input
+    reach this function and exit with status 2 as well.
+    """
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=True)
     except RedtierError as error:
         error_console.print(f"[red]error:[/red] {error}", highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        error_console.print(
-            "Interrupted. Stored attempts are kept; `redtier runs` shows the run, and "
-            "`redtier scan --resume RUN` finishes it."
-        )
-        sys.exit(130)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except click.exceptions.Exit as stop:
-        sys.exit(stop.exit_code)
-    except click.Abort:
-        sys.exit(1)

@@ -86,8 +86,14 @@ def export(
     if output is None:
         export_jsonl(store, run.id, sys.stdout)
         return
-    with output.open("w", encoding="utf-8") as handle:
-        count = export_jsonl(store, run.id, handle)
+    try:
+        with output.open("w", encoding="utf-8") as handle:
+            count = export_jsonl(store, run.id, handle)
+    except OSError as error:
+        raise ConfigError(
+            f"Cannot write {str(output)!r}: {error.strerror}. Give a file path in a folder that "
+            "exists and is writable, or omit --output to write to standard output."
+        ) from None
     console.print(f"Wrote {count} attempts of run {run.id} to {output}")
 
 

@@ -20,6 +20,7 @@ Each prompt is also its own goal unless ``goal_column`` names another field
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -120,13 +121,22 @@ def sanitise_stem(stem: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_") or "prompts"
 
 
+def _decode(data: bytes) -> str:
+    """Decode UTF-16 or UTF-32 files that start with a byte-order mark, else UTF-8."""
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(codec, errors="replace")
+    return data.decode("utf-8-sig", errors="replace")
+
+
 def _read_text(path: Path) -> str:
     if not path.exists():
         raise ImportFormatError(f"Prompt file {path} not found. Check the path.")
     if not path.is_file():
         raise ImportFormatError(f"{path} is not a file. Pass the path of a prompt file.")
     try:
-        text = path.read_bytes().decode("utf-8-sig", errors="replace")
+        text = _decode(path.read_bytes())
     except OSError as error:
         raise ImportFormatError(f"Failed to read prompt file {path}: {error.strerror}.") from error
     if not text.strip():
@@ -249,7 +259,7 @@ def _required_columns(prompt_column: str, goal_column: str | None) -> tuple[str,
 
 def _read_txt(source: _Source) -> tuple[list[_Row], tuple[str, ...]]:
     rows = []
-    for line in source.text.splitlines():
+    for line in source.text.replace("\r\n", "\n").split("\n"):
         prompt = line.strip()
         if prompt and not prompt.startswith("#"):
             rows.append(_Row(prompt=prompt, goal=prompt))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_TRANSFORMS = ("base64", "rot13", "leetspeak", "payload_split")
 
@@ -41,3 +41,9 @@ class ScanOptions(BaseModel):
     """Weight precision to load, such as ``bf16``; ``None`` means the backend's default."""
     budget_usd: float | None = Field(default=None, gt=0)
     """Spend in US dollars at which the scan stops, priced at the tier's hourly rate."""
+
+    @field_validator("transforms")
+    @classmethod
+    def _unique_transforms(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Drop repeated transform names, which would plan the same attempt twice."""
+        return tuple(dict.fromkeys(names))

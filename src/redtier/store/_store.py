@@ -71,7 +71,8 @@ class Store:
     def get_run(self, run_id: str) -> RunRow:
         """Return the run whose id is ``run_id`` or starts with it."""
         with self._session("read runs") as session:
-            rows = session.scalars(select(RunRow).where(RunRow.id.startswith(run_id))).all()
+            query = select(RunRow).where(RunRow.id.startswith(run_id, autoescape=True))
+            rows = session.scalars(query).all()
         exact = [row for row in rows if row.id == run_id]
         if exact:
             return exact[0]
@@ -186,7 +187,15 @@ class Store:
 def _create_engine(url: str, busy_timeout_s: float) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except ModuleNotFoundError as error:
+            raise StoreError(
+                f"The database URL {parsed.render_as_string(hide_password=True)!r} needs the Python "
+                f"driver {error.name!r}, which is not installed. Install it in redtier's "
+                f"environment (for PostgreSQL: pip install 'psycopg[binary]'), or use an SQLite "
+                "file path with --db."
+            ) from None
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         folder = Path(parsed.database).parent
         try:
