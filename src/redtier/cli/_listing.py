@@ -13,6 +13,7 @@ from redtier.cli._common import console, open_store, print_json, settings_of
 from redtier.detectors import VERDICT_RULE
 from redtier.errors import ConfigError
 from redtier.probes import load_library
+from redtier.reports._render import WIDE_TABLE_COLUMNS
 from redtier.reports import (
     EXPORT_FORMATS,
     attempt_record,
@@ -111,7 +112,7 @@ def models(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             ]
         )
         return
-    console.print(models_table(catalog))
+    console.print(models_table(catalog, wide=console.width >= WIDE_TABLE_COLUMNS))
 
 
 def probes(
@@ -124,5 +125,5 @@ def probes(
     if as_json:
         print_json([probe.model_dump(mode="json") for probe in selected])
         return
-    console.print(probes_table(selected))
+    console.print(probes_table(selected, wide=console.width >= WIDE_TABLE_COLUMNS))
     console.print(f"{len(selected)} probes, {sum(len(p.prompts) for p in selected)} prompts.")

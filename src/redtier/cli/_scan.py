@@ -9,14 +9,23 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from redtier.backends import ModelBackend
-from redtier.catalog import DEFAULT_MODEL
-from redtier.cli._common import console, open_store, print_json, settings_of
+from redtier.backends import ModelBackend, SandboxedBackend, TransformersBackend, WorkerOptions
+from redtier.catalog import DEFAULT_MODEL, Precision
+from redtier.cli._common import console, error_console, open_store, print_json, settings_of
+from redtier.cli._plan import PrecisionOption, TierOption, TiersOption, cost_line, cost_record, load_tier_set, price_scan
 from redtier.reports import CategoryStats, summarize, summary_table
-from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
+from redtier.sandbox import get_sandbox
+from redtier.scan import DEFAULT_TRANSFORMS, NO_SANDBOX, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
+from redtier.settings import Settings
 from redtier.store import AttemptRow, RunRow, Store
+from redtier.tiers import CostMeter
 
 logger = logging.getLogger(__name__)
+
+PIPE_PROGRESS_EVERY = 25
+"""Attempts between progress lines when output goes to a file or pipe."""
+INTERRUPTED_EXIT_STATUS = 130
+"""Exit status after Ctrl-C or SIGTERM, as shells report for SIGINT (128 + 2)."""
 
 
 def scan(
@@ -34,6 +43,10 @@ def scan(
     temperature: Annotated[float, typer.Option(min=0.0, max=5.0, help="Sampling temperature; 0 means greedy decoding.")] = 0.0,
     batch_size: Annotated[int, typer.Option(min=1, max=512, help="Prompts generated together in one batch.")] = 32,
     sandbox: Annotated[str, typer.Option(help="Where the model runs: auto (the strongest sandbox that works, see `redtier doctor`), bwrap, process, docker, or none (in this process, unsandboxed).")] = "auto",
+    tier: TierOption = None,
+    precision: PrecisionOption = None,
+    budget: Annotated[float | None, typer.Option(min=0.01, help="Stop the scan once it has cost this many US dollars at its tier's hourly price; refuse to start if the estimate is higher.")] = None,
+    tiers_file: TiersOption = None,
     resume: Annotated[str | None, typer.Option(help="Id of an interrupted run to finish; its stored options are reused.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -56,19 +69,51 @@ def scan(
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             batch_size=batch_size,
+            tier=tier,
+            precision=precision.value if precision else None,
+            budget_usd=budget,
         )
     prepared = prepare_scan(settings, store, options, resume)
-    with console.status(f"Loading {prepared.entry.name}…"):
-        backend = load_backend(prepared.entry, settings, sandbox=sandbox)
+    prepared, meter = price_scan(store, prepared, load_tier_set(tiers_file))
+    status_console = error_console if as_json else console
+    with status_console.status(f"Loading {prepared.entry.name}…"):
+        backend = _load(prepared, settings, sandbox)
     try:
-        run_id = _execute(store, prepared, backend)
+        run_id = _execute(store, prepared, backend, meter, as_json)
+    except KeyboardInterrupt:
+        error_console.print(
+            "Interrupted. Stored attempts are kept; `redtier runs` shows the run, and "
+            "`redtier scan --resume RUN` finishes it."
+        )
+        raise typer.Exit(INTERRUPTED_EXIT_STATUS) from None
     finally:
         backend.close()
+        if meter is not None:
+            meter.finish()
     _print_summary(store, run_id, as_json)
 
 
-def _execute(store: Store, prepared: PreparedScan, backend: ModelBackend) -> str:
-    """Run the scan with a progress bar; return the run id."""
+def _load(prepared: PreparedScan, settings: Settings, sandbox: str) -> ModelBackend:
+    """Load the scan's model at the precision its options name."""
+    name = prepared.options.precision
+    if name is None or name == Precision.FP32:
+        return load_backend(prepared.entry, settings, sandbox=sandbox)
+    # TODO: let load_backend take a precision, and drop this branch.
+    precision = Precision(name)
+    if sandbox == NO_SANDBOX:
+        return TransformersBackend.load(prepared.entry, settings, precision=precision)
+    return SandboxedBackend.start(prepared.entry, settings, get_sandbox(sandbox), WorkerOptions(precision=precision))
+
+
+def _execute(
+    store: Store,
+    prepared: PreparedScan,
+    backend: ModelBackend,
+    meter: CostMeter | None = None,
+    as_json: bool = False,
+) -> str:
+    """Run the scan with a progress bar (on stderr with --json); return the run id."""
+    out = error_console if as_json else console
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -77,7 +122,7 @@ def _execute(store: Store, prepared: PreparedScan, backend: ModelBackend) -> str
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=out, transient=False) as progress:
         task = progress.add_task("Scanning", total=None, vulnerable=0)
         found = 0
 
@@ -87,28 +132,47 @@ def _execute(store: Store, prepared: PreparedScan, backend: ModelBackend) -> str
                 f"({remaining} to go), stored in {store.location}"
             )
             progress.update(task, total=remaining)
+            if meter is not None:
+                meter.attach(run.id)
+
+        done = 0
 
         def on_attempt(row: AttemptRow) -> None:
-            nonlocal found
+            nonlocal found, done
             found += row.verdict == "vulnerable"
+            done += 1
             progress.update(task, advance=1, vulnerable=found)
+            if not out.is_terminal and done % PIPE_PROGRESS_EVERY == 0:
+                # A bar cannot redraw in a log file, so print a line now and then.
+                out.print(f"{done} attempts stored, {found} vulnerable")
+            if meter is not None:
+                meter.on_attempt(row)
 
         outcome = run_prepared(store, prepared, backend, on_start=on_start, on_attempt=on_attempt)
+    if outcome.stopped is not None:
+        out.print(
+            f"[yellow]Stopped early:[/yellow] {outcome.stopped.message}. Stored attempts are kept; "
+            f"`redtier scan --resume {outcome.run_id}` continues the run."
+        )
     return outcome.run_id
 
 
 def _print_summary(store: Store, run_id: str, as_json: bool) -> None:
     rows, total = summarize(store, run_id)
+    cost = store.get_cost(run_id)
     if as_json:
         print_json(
             {
                 "run_id": run_id,
                 "database": store.location,
                 "categories": [_stats_json(row) for row in [*rows, total]],
+                "cost": cost_record(cost) if cost is not None else None,
             }
         )
         return
     console.print(summary_table(rows, total, f"Attack success rate by category — run {run_id}"))
+    if cost is not None:
+        console.print(cost_line(cost))
     console.print(
         f"Results stored in [bold]{store.location}[/bold] as run [bold]{run_id}[/bold]. "
         f"`redtier show {run_id}` lists the vulnerabilities found; "

@@ -24,7 +24,7 @@ def _percent(value: float | None) -> str:
 def summary_table(rows: Sequence[CategoryStats], total: CategoryStats, title: str) -> Table:
     """Return the attack success rate per category with 95% confidence intervals."""
     table = Table(title=title, title_justify="left")
-    table.add_column("category")
+    table.add_column("category", no_wrap=True)
     for name in ("attempts", "judged", "vulnerable", "errors"):
         table.add_column(name, justify="right")
     table.add_column("attack success", justify="right")
@@ -51,7 +51,7 @@ def runs_table(runs: Iterable[RunRow], counts: dict[str, int]) -> Table:
     """Return one line per run: id, model, status, progress and times."""
     table = Table(title="Runs", title_justify="left")
     for name in ("run", "model", "status", "attempts", "started (UTC)", "finished (UTC)"):
-        table.add_column(name)
+        table.add_column(name, no_wrap=name in {"run", "model", "status"})
     for run in runs:
         table.add_row(
             run.id,
@@ -64,23 +64,41 @@ def runs_table(runs: Iterable[RunRow], counts: dict[str, int]) -> Table:
     return table
 
 
-def models_table(entries: Iterable[ModelEntry]) -> Table:
-    """Return the catalog with the estimated memory at fp32, bf16 and 4-bit."""
+WIDE_TABLE_COLUMNS = 150
+"""Terminal width from which the models and probes tables show every column."""
+
+
+def models_table(entries: Iterable[ModelEntry], wide: bool = True) -> Table:
+    """Return the catalog with the estimated memory at fp32, bf16 and 4-bit.
+
+    A narrow table leaves out family, source and licence (``--json`` has them).
+    """
     table = Table(title="Model catalog (memory: estimated peak for a 1,024-token generation)")
-    for name in ("name", "params", "family", "format", "source", "context", "type", "licence"):
-        table.add_column(name, justify="right" if name in {"params", "context"} else "left")
+    shown = ("name", "params", "family", "format", "source", "context", "type", "licence")
+    if not wide:
+        shown = ("name", "params", "format", "context", "type")
+    for name in shown:
+        table.add_column(
+            name,
+            justify="right" if name in {"params", "context"} else "left",
+            no_wrap=name == "name",
+            overflow="fold",
+        )
     for name in ("fp32", "bf16", "4-bit", "download"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for entry in entries:
+        cells = {
+            "name": entry.name,
+            "params": f"{entry.params / 1e6:,.0f}M",
+            "family": entry.family,
+            "format": entry.format.value + (f" {entry.quantization}" if entry.quantization else ""),
+            "source": f"{entry.source_kind.value}:{entry.source}",
+            "context": f"{entry.context_length:,}",
+            "type": "chat" if entry.chat else "base",
+            "licence": entry.license or "unknown",
+        }
         table.add_row(
-            entry.name,
-            f"{entry.params / 1e6:,.0f}M",
-            entry.family,
-            entry.format.value + (f" {entry.quantization}" if entry.quantization else ""),
-            f"{entry.source_kind.value}:{entry.source}",
-            f"{entry.context_length:,}",
-            "chat" if entry.chat else "base",
-            entry.license or "unknown",
+            *(cells[name] for name in shown),
             format_bytes(estimate_memory(entry, Precision.FP32)),
             format_bytes(estimate_memory(entry, Precision.BF16)),
             format_bytes(estimate_memory(entry, Precision.INT4)),
@@ -89,19 +107,20 @@ def models_table(entries: Iterable[ModelEntry]) -> Table:
     return table
 
 
-def probes_table(probes: Iterable[Probe]) -> Table:
-    """Return one line per probe: id, category, prompt count, detectors and goal."""
+def probes_table(probes: Iterable[Probe], wide: bool = True) -> Table:
+    """Return one line per probe: id, category, prompt count, and when wide, detectors and goal."""
     table = Table(title="Probes", title_justify="left")
-    for name in ("probe", "category", "prompts", "detectors", "goal"):
-        table.add_column(name, justify="right" if name == "prompts" else "left")
-    for probe in probes:
-        table.add_row(
-            probe.id,
-            probe.category.value,
-            str(len(probe.prompts)),
-            ", ".join(probe.detectors),
-            probe.goal,
+    shown = ("probe", "category", "prompts", "detectors", "goal") if wide else ("probe", "category", "prompts")
+    for name in shown:
+        table.add_column(
+            name,
+            justify="right" if name == "prompts" else "left",
+            no_wrap=name in {"probe", "category"},
+            overflow="fold",
         )
+    for probe in probes:
+        cells = (probe.id, probe.category.value, str(len(probe.prompts)), ", ".join(probe.detectors), probe.goal)
+        table.add_row(*cells[: len(shown)])
     return table
 
 

@@ -21,7 +21,7 @@ class RunRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     model: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))
-    """``running``, ``completed``, ``interrupted`` or ``failed``."""
+    """``running``, ``completed``, ``interrupted``, ``failed``, ``stopped_budget`` or ``cancelled``."""
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The scan options, enough to rebuild the plan when resuming."""
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -11,7 +11,13 @@
 
 from redtier.tiers._builtin import BUILTIN_TIERS_YAML
 from redtier.tiers._cost import STOPPED_BUDGET, BudgetError, CostMeter, check_budget
-from redtier.tiers._file import ENV_TIERS, load_tiers, parse_tiers, read_tier_file, resolve_tiers_file
+from redtier.tiers._file import (
+    ENV_TIERS,
+    load_tiers,
+    parse_tiers,
+    read_tier_file,
+    resolve_tiers_file,
+)
 from redtier.tiers._limits import JobLimits
 from redtier.tiers._route import RouteDecision, RoutingError, TierFit, fit_tier, route
 from redtier.tiers._shape import ScanShape

@@ -1,7 +1,7 @@
 """Cost: estimated before a run from its tier's speed and price, measured while it runs.
 
 The estimate is ``attempts × max_new_tokens ÷ tokens per second × hourly
-price``; it assumes every reply uses its whole token budget and ignores
+price``. It assumes every reply uses its whole token budget, and it ignores
 prompt processing and model loading. The measured cost is wall time (model
 loading included) times the hourly price, summed over every session that
 worked on the run, and is stored in the ``run_costs`` table.

@@ -24,7 +24,9 @@ ENV_TIERS = "REDTIER_TIERS"
 _TOP_LEVEL_KEYS = {"tiers", "policy"}
 
 
-def resolve_tiers_file(flag: str | Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+def resolve_tiers_file(
+    flag: str | Path | None, environ: Mapping[str, str] | None = None
+) -> Path | None:
     """Return the tier file named by ``--tiers``, else by ``REDTIER_TIERS``, else None."""
     env = os.environ if environ is None else environ
     value = flag or env.get(ENV_TIERS)
@@ -59,7 +61,9 @@ def read_tier_file(path: Path) -> TierSet:
 def parse_tiers(document: Any, source: str) -> TierSet:
     """Validate a parsed tier document; ``source`` names it in error messages."""
     if not isinstance(document, dict):
-        raise ConfigError(f"{source}: expected a mapping with a `tiers:` list, got {type(document).__name__}.")
+        raise ConfigError(
+            f"{source}: expected a mapping with a `tiers:` list, got {type(document).__name__}."
+        )
     unknown = set(document) - _TOP_LEVEL_KEYS
     if unknown:
         raise ConfigError(
@@ -68,12 +72,16 @@ def parse_tiers(document: Any, source: str) -> TierSet:
         )
     raw_tiers = document.get("tiers", [])
     if not isinstance(raw_tiers, list):
-        raise ConfigError(f"{source}: `tiers` must be a list of tiers, got {type(raw_tiers).__name__}.")
+        raise ConfigError(
+            f"{source}: `tiers` must be a list of tiers, got {type(raw_tiers).__name__}."
+        )
     tiers = [_parse_tier(raw, f"{source}: tiers[{index}]") for index, raw in enumerate(raw_tiers)]
     seen: set[str] = set()
     for index, tier in enumerate(tiers):
         if tier.name in seen:
-            raise ConfigError(f"{source}: tiers[{index}].name: tier {tier.name!r} is defined twice.")
+            raise ConfigError(
+                f"{source}: tiers[{index}].name: tier {tier.name!r} is defined twice."
+            )
         seen.add(tier.name)
     policy = _parse_policy(document.get("policy") or {}, f"{source}: policy")
     return TierSet(tiers=tuple(tiers), policy=policy, sources=(source,))

@@ -2,17 +2,19 @@
 
 The rule, in order:
 
-1. A tier fits a model at a precision when the tier's runtime supports that
-   precision, the memory estimate for the scan (weights, KV cache for the
-   longest batch, activations, runtime) is within the tier's model memory,
-   and the estimated time per attempt is within the tier's attempt timeout.
+1. A tier fits a model at a precision when three conditions hold. The tier's
+   runtime supports that precision. The memory estimate for the scan
+   (weights, KV cache for the longest batch, activations, runtime) is within
+   the tier's model memory. The estimated time per attempt is within the
+   tier's attempt timeout.
 2. Precisions are tried in the tier's order of preference. int8 and 4-bit are
    tried only when quantization is allowed (policy or ``--allow-quantization``)
    or when the user asks for that precision.
 3. Among fitting tiers, the one with the lowest hourly price wins, then the
    lowest estimated cost, then the name. Estimated scan costs do not decide on
    their own because the throughput figures behind them are rough; the plan
-   notes a fitting tier whose estimated cost is lower.
+   lists every alternative's estimated cost, so a faster tier that would cost
+   less for the scan is visible.
 4. Unavailable tiers (``available: false``, or GPU tiers under ``--cpu-only``)
    are skipped, so small models fall back to a CPU tier when no GPU is there.
 5. When nothing fits, routing raises ``RoutingError`` naming the nearest tier
@@ -21,9 +23,18 @@ The rule, in order:
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
-from redtier.catalog import QUANTIZED, MemoryEstimate, ModelEntry, Precision, format_bytes, memory_breakdown
+from redtier.catalog import (
+    QUANTIZED,
+    MemoryEstimate,
+    ModelEntry,
+    Precision,
+    format_bytes,
+    memory_breakdown,
+)
 from redtier.errors import ConfigError
 from redtier.tiers._shape import ScanShape
 from redtier.tiers._tier import PriceKind, Tier, TierSet
@@ -54,7 +65,9 @@ class TierFit(BaseModel):
     price_per_hour_usd: float
     cost_usd: float | None
     reason: str
-    """Why the tier fits or not, in one sentence."""
+    """One-sentence explanation of whether the tier fits."""
+    fits_quantized: Precision | None = None
+    """For a tier that does not fit: a quantized precision it would fit at, were quantization allowed."""
 
 
 class RouteDecision(BaseModel):
@@ -82,8 +95,63 @@ def fit_tier(
     price: PriceKind = PriceKind.ON_DEMAND,
 ) -> TierFit:
     """Check whether ``tier`` can run ``entry`` for a scan of ``shape``."""
+    fields = _fit_fields(entry, tier, shape, price)
+    candidates = _candidate_precisions(tier, precision, allow_quantization)
+    if not candidates:
+        requested = precision.value if precision else "an allowed precision"
+        supported = ", ".join(p.value for p in tier.precisions)
+        reason = f"does not run {requested} (runs {supported})"
+        return TierFit(**fields, fits=False, precision=None, memory=None, reason=reason)
+
+    estimates = [_estimate(entry, tier, shape, p) for p in candidates]
+    fitting = next((e for e in estimates if e.total <= tier.model_memory_bytes), None)
+    limit = format_bytes(tier.model_memory_bytes)
+
+    if fitting is None:
+        smallest = min(estimates, key=lambda e: e.total)
+        reason = f"too small: needs {format_bytes(smallest.total)} at {smallest.precision.value}, has {limit}"
+        quantized = None
+        if not allow_quantization and precision is None:
+            quantized = _quantized_fit(entry, tier, shape)
+        if quantized is not None:
+            reason += (
+                f"; would fit at {quantized.precision.value} ({format_bytes(quantized.total)}) "
+                f"with --allow-quantization or --precision {quantized.precision.value}"
+            )
+        return TierFit(
+            **fields,
+            fits=False,
+            precision=smallest.precision,
+            memory=smallest,
+            reason=reason,
+            fits_quantized=quantized.precision if quantized else None,
+        )
+
+    per_attempt = fields["seconds_per_attempt"]
+    if per_attempt > tier.attempt_timeout_s:
+        reason = (
+            f"too slow: about {per_attempt:.0f} s per attempt, over the tier's "
+            f"{tier.attempt_timeout_s:g} s attempt timeout"
+        )
+        return TierFit(
+            **fields, fits=False, precision=fitting.precision, memory=fitting, reason=reason
+        )
+
+    reason = f"{fitting.precision.value} fits ({format_bytes(fitting.total)} of {limit})"
+    if fitting is not estimates[0]:
+        first = estimates[0]
+        reason += f", {first.precision.value} would need {format_bytes(first.total)}"
+    return TierFit(**fields, fits=True, precision=fitting.precision, memory=fitting, reason=reason)
+
+
+def _fit_fields(
+    entry: ModelEntry, tier: Tier, shape: ScanShape, price: PriceKind
+) -> dict[str, Any]:
+    """Return the fields of a ``TierFit`` that do not depend on the precision."""
     hourly = tier.price_usd_per_hour.hourly(price)
-    common = {
+    speed = tier.throughput.tokens_per_s_for(entry)
+    seconds = shape.generated_tokens / speed
+    return {
         "tier": tier.name,
         "instance_type": tier.instance_type,
         "hardware": tier.hardware(),
@@ -91,47 +159,10 @@ def fit_tier(
         "available": tier.available,
         "memory_limit_bytes": tier.model_memory_bytes,
         "price_per_hour_usd": hourly,
-    }
-    speed = tier.throughput.tokens_per_s_for(entry)
-    seconds = shape.generated_tokens / speed
-    per_attempt = shape.max_new_tokens / speed
-    timing = {
         "seconds": seconds,
-        "seconds_per_attempt": per_attempt,
+        "seconds_per_attempt": shape.max_new_tokens / speed,
         "cost_usd": seconds / 3600 * hourly,
     }
-    candidates = _candidate_precisions(tier, precision, allow_quantization)
-    if not candidates:
-        wanted = precision.value if precision else "an allowed precision"
-        supported = ", ".join(p.value for p in tier.precisions)
-        return TierFit(
-            **common, **timing, fits=False, precision=None, memory=None,
-            reason=f"does not run {wanted} (runs {supported})",
-        )
-    estimates = [_estimate(entry, tier, shape, p) for p in candidates]
-    if per_attempt > tier.attempt_timeout_s:
-        return TierFit(
-            **common, **timing, fits=False, precision=estimates[0].precision, memory=estimates[0],
-            reason=f"too slow: about {per_attempt:.0f} s per attempt, over the tier's "
-            f"{tier.attempt_timeout_s:g} s attempt timeout",
-        )
-    for estimate in estimates:
-        if estimate.total <= tier.model_memory_bytes:
-            return TierFit(
-                **common, **timing, fits=True, precision=estimate.precision, memory=estimate,
-                reason=f"fits at {estimate.precision.value}: needs {format_bytes(estimate.total)} "
-                f"of {format_bytes(tier.model_memory_bytes)}",
-            )
-    smallest = min(estimates, key=lambda e: e.total)
-    reason = (
-        f"too small: needs {format_bytes(smallest.total)} at {smallest.precision.value}, "
-        f"has {format_bytes(tier.model_memory_bytes)}"
-    )
-    hint = _quantization_hint(entry, tier, shape, precision, allow_quantization)
-    return TierFit(
-        **common, **timing, fits=False, precision=smallest.precision, memory=smallest,
-        reason=reason + hint,
-    )
 
 
 def route(
@@ -154,7 +185,9 @@ def route(
     kind = tiers.policy.price if price is None else price
     fits = []
     for candidate in tiers.tiers:
-        fit = fit_tier(entry, candidate, shape, precision=precision, allow_quantization=allow, price=kind)
+        fit = fit_tier(
+            entry, candidate, shape, precision=precision, allow_quantization=allow, price=kind
+        )
         if cpu_only and candidate.accelerator is not None:
             fit = fit.model_copy(update={"available": False})
         fits.append(fit)
@@ -168,10 +201,12 @@ def route(
         usable = [fit for fit in fits if fit.fits and fit.available]
         if not usable:
             raise RoutingError(_nothing_fits_message(entry, tiers, shape, fits, allow))
-        chosen = min(usable, key=lambda fit: (fit.price_per_hour_usd, fit.cost_usd or 0.0, fit.tier))
-        reason = f"cheapest tier that fits ({_price(chosen)}); {chosen.reason}"
+        chosen = min(
+            usable, key=lambda fit: (fit.price_per_hour_usd, fit.cost_usd or 0.0, fit.tier)
+        )
+        reason = f"cheapest tier that fits, at {_price(chosen)}; {chosen.reason}"
         reason += _fallback_note(chosen, fits, cpu_only)
-        reason += _cheaper_overall_note(chosen, usable)
+        reason += _quantized_cheaper_note(chosen, fits)
     assert chosen.precision is not None
     return RouteDecision(
         model=entry.name,
@@ -193,7 +228,9 @@ def _candidate_precisions(
     return [p for p in tier.precisions if tier.allows(p, allow_quantization)]
 
 
-def _estimate(entry: ModelEntry, tier: Tier, shape: ScanShape, precision: Precision) -> MemoryEstimate:
+def _estimate(
+    entry: ModelEntry, tier: Tier, shape: ScanShape, precision: Precision
+) -> MemoryEstimate:
     return memory_breakdown(
         entry,
         precision,
@@ -203,21 +240,14 @@ def _estimate(entry: ModelEntry, tier: Tier, shape: ScanShape, precision: Precis
     )
 
 
-def _quantization_hint(
-    entry: ModelEntry, tier: Tier, shape: ScanShape, precision: Precision | None, allow: bool
-) -> str:
-    """Say so when the model would fit this tier at a quantized precision the policy excludes."""
-    if allow or precision is not None:
-        return ""
+def _quantized_fit(entry: ModelEntry, tier: Tier, shape: ScanShape) -> MemoryEstimate | None:
+    """Return the estimate at the first quantized precision of ``tier`` that fits, if any."""
     for candidate in tier.precisions:
         if candidate in QUANTIZED:
             estimate = _estimate(entry, tier, shape, candidate)
             if estimate.total <= tier.model_memory_bytes:
-                return (
-                    f"; would fit at {candidate.value} ({format_bytes(estimate.total)}) with "
-                    f"--allow-quantization or --precision {candidate.value}"
-                )
-    return ""
+                return estimate
+    return None
 
 
 def _price(fit: TierFit) -> str:
@@ -236,14 +266,21 @@ def _fallback_note(chosen: TierFit, fits: list[TierFit], cpu_only: bool) -> str:
     return f"; CPU fallback because {cause} (it would otherwise run on {cheapest.tier})"
 
 
-def _cheaper_overall_note(chosen: TierFit, usable: list[TierFit]) -> str:
-    cheaper = [fit for fit in usable if (fit.cost_usd or 0.0) < (chosen.cost_usd or 0.0) * 0.8]
+def _quantized_cheaper_note(chosen: TierFit, fits: list[TierFit]) -> str:
+    """Point out a cheaper tier that the model would fit with quantization."""
+    cheaper = [
+        fit
+        for fit in fits
+        if fit.fits_quantized is not None and fit.price_per_hour_usd < chosen.price_per_hour_usd
+    ]
     if not cheaper:
         return ""
-    best = min(cheaper, key=lambda fit: fit.cost_usd or 0.0)
+    best = min(cheaper, key=lambda fit: fit.price_per_hour_usd)
+    assert best.fits_quantized is not None
+    name = best.fits_quantized.value
     return (
-        f"; {best.tier} is estimated cheaper for this scan (${best.cost_usd:.4f} against "
-        f"${chosen.cost_usd:.4f}) because it is faster: choose it with --tier {best.tier}"
+        f"; {best.tier} ({_price(best)}) would fit at {name} "
+        f"with --allow-quantization or --precision {name}"
     )
 
 
@@ -264,14 +301,12 @@ def _nothing_fits_message(
     considered = [fit for fit in fits if fit.available] or fits
     nearest = min(considered, key=lambda fit: _shortfall(fit))
     tier = tiers.get(nearest.tier)
-    lowest = min(
-        (_estimate(entry, tier, shape, p) for p in tier.precisions), key=lambda e: e.total
-    )
+    lowest = min((_estimate(entry, tier, shape, p) for p in tier.precisions), key=lambda e: e.total)
     message = (
         f"No tier fits {entry.name} ({entry.params / 1e9:.1f}B parameters). "
         f"The nearest is {nearest.tier} ({nearest.hardware}): {nearest.reason}"
     )
-    if lowest.total > tier.model_memory_bytes:
+    if lowest.total > tier.model_memory_bytes and lowest.precision != nearest.precision:
         message += (
             f"; even at {lowest.precision.value} it needs {format_bytes(lowest.total)}, "
             f"more than the tier's {format_bytes(tier.model_memory_bytes)}"

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from redtier.backends._transformers import MAX_BATCH_TOKENS
+from redtier.probes import Attempt
 from redtier.scan import ScanOptions, build_plan, select_probes
 
 CHARS_PER_TOKEN = 1.5
 """A low estimate of characters per token, so prompt lengths are overestimated.
 
-English text averages about 4 characters per token in BPE vocabularies, but
-base64 and other encoded prompts come close to 1.5.
+English text averages about 4 characters per token in BPE vocabularies. With
+the bundled model's tokenizer, the base64 prompts of the probe library come
+to about 1.5 characters per token, chat template included.
 """
 TEMPLATE_TOKENS = 40
 """Tokens a chat template adds around the prompt (roles, default system message)."""
 
 
 class ScanShape(BaseModel):
-    """How many attempts a scan makes and how long its sequences get."""
+    """Attempt count and sequence lengths of a planned scan."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -31,7 +35,11 @@ class ScanShape(BaseModel):
     @classmethod
     def of(cls, options: ScanOptions) -> ScanShape:
         """Build the scan's plan (no model needed) and measure it."""
-        plan = build_plan(select_probes(options), options)
+        return cls.from_plan(build_plan(select_probes(options), options), options)
+
+    @classmethod
+    def from_plan(cls, plan: Sequence[Attempt], options: ScanOptions) -> ScanShape:
+        """Measure an already built plan."""
         longest = max((len(a.prompt) + len(a.system_prompt or "") for a in plan), default=1)
         return cls(
             attempts=len(plan),

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from redtier.catalog import QUANTIZED, Device, ModelEntry, Precision
+from redtier.catalog import QUANTIZED, Device, ModelEntry, Precision, format_bytes
 
 CPU_PRECISIONS: tuple[Precision, ...] = (Precision.FP32, Precision.BF16, Precision.FP16)
 """Precisions the transformers backend runs on a CPU."""
@@ -35,9 +35,13 @@ _UNITS = {
 
 
 def parse_size(value: Any) -> int:
-    """Return a byte count from an integer or a string such as ``2 GiB`` or ``24 GB``."""
+    """Return a byte count from an integer or a string such as ``2 GiB`` or ``24 GB``.
+
+    Raises ``ValueError`` for any bad value, even of the wrong type, because
+    pydantic reports a ``ValueError`` as a validation error naming the field.
+    """
     if isinstance(value, bool):
-        raise ValueError(f"expected a size such as '2 GiB', got {value!r}")
+        raise ValueError(f"expected a size such as '2 GiB', got {value!r}")  # noqa: TRY004
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
@@ -54,7 +58,7 @@ def parse_size(value: Any) -> int:
 
 
 class PriceKind(StrEnum):
-    """Which hourly price cost estimates use."""
+    """The hourly price that cost estimates use."""
 
     ON_DEMAND = "on_demand"
     SPOT = "spot"
@@ -183,7 +187,10 @@ class Tier(BaseModel):
                 isinstance(data.get("accelerator"), str)
                 and data["accelerator"].strip().lower() in {"none", "cpu"}
             )
-            data = {**data, "precisions": DEFAULT_CPU_PRECISIONS if on_cpu else DEFAULT_GPU_PRECISIONS}
+            data = {
+                **data,
+                "precisions": DEFAULT_CPU_PRECISIONS if on_cpu else DEFAULT_GPU_PRECISIONS,
+            }
         return data
 
     @model_validator(mode="after")
@@ -212,13 +219,11 @@ class Tier(BaseModel):
         return self.accelerator.memory_bytes * self.accelerator.count
 
     def hardware(self) -> str:
-        """Describe the hardware in a few words, e.g. ``1 × NVIDIA T4 (15.0 GiB)``."""
-        from redtier.catalog import format_bytes
-
+        """Describe the hardware in a few words, e.g. ``1 × NVIDIA T4, 15.0 GiB``."""
         if self.accelerator is None:
             return f"CPU, {format_bytes(self.memory_bytes)}"
         gpu = self.accelerator
-        return f"{gpu.count} × {gpu.gpu} ({format_bytes(gpu.memory_bytes)})"
+        return f"{gpu.count} × {gpu.gpu}, {format_bytes(gpu.memory_bytes)}"
 
     def allows(self, precision: Precision, allow_quantization: bool) -> bool:
         """Return whether routing may pick ``precision`` on this tier."""
@@ -245,7 +250,7 @@ class TierSet(BaseModel):
     tiers: tuple[Tier, ...]
     policy: RoutingPolicy = RoutingPolicy()
     sources: tuple[str, ...] = ()
-    """Where the tiers came from: ``built-in`` and any tier files."""
+    """Origins of the tiers: ``built-in`` and any tier files."""
 
     def get(self, name: str) -> Tier:
         """Return the tier called ``name`` or raise ``UnknownNameError``."""

@@ -1,0 +1,63 @@
+"""`redtier submit`, `queue` and `cancel` as real commands on a real database file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.queue._queue_support import redtier
+
+
+def test_submit_lists_and_cancels_jobs(cli_env: dict[str, str]) -> None:
+    low = redtier(cli_env, "submit", "--limit", "4", "--max-new-tokens", "8", "--json")
+    assert low.returncode == 0, low.stderr
+    low_job = json.loads(low.stdout)
+    assert low_job["state"] == "queued"
+    assert low_job["tier"] == "cpu_small"
+    assert low_job["precision"] == "fp32"
+    assert low_job["planned"] == 4
+    assert low_job["eligible_tiers"] == ["cpu_small", "gpu_small", "gpu_large"]
+    assert "lease_token" not in low_job
+
+    high = redtier(cli_env, "submit", "--model", "mistral-7b", "--priority", "5", "--limit", "4")
+    assert high.returncode == 0, high.stderr
+    assert "on gpu_large at bf16" in high.stdout
+    assert "redtier worker --tier gpu_large" in high.stdout
+
+    listed = json.loads(redtier(cli_env, "queue", "--json").stdout)
+    assert [job["model"] for job in listed] == ["mistral-7b", "smollm2-135m-instruct"]
+    assert listed[0]["score"] > listed[1]["score"]
+
+    table = redtier(cli_env, "queue")
+    assert table.returncode == 0, table.stderr
+    assert low_job["id"] in table.stdout
+    assert "0/4" in table.stdout
+
+    cancelled = redtier(cli_env, "cancel", low_job["id"][:6])
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "cancelled" in cancelled.stdout
+    again = redtier(cli_env, "cancel", low_job["id"])
+    assert again.returncode == 2
+    assert "already cancelled" in again.stderr
+    missing = redtier(cli_env, "cancel", "feedbeef")
+    assert missing.returncode == 2
+    assert "redtier queue" in missing.stderr
+
+
+def test_submit_refuses_what_no_tier_fits(cli_env: dict[str, str], tmp_path: Path) -> None:
+    catalog = tmp_path / "models.yaml"
+    catalog.write_text(
+        "models:\n  - name: big\n    source: hub:org/big\n    params: 70000000000\n    context_length: 8192\n",
+        encoding="utf-8",
+    )
+    result = redtier({**cli_env, "REDTIER_CATALOG": str(catalog)}, "submit", "--model", "big")
+    assert result.returncode == 2
+    assert "No tier fits big" in " ".join(result.stderr.split())
+    listed = json.loads(redtier(cli_env, "queue", "--json").stdout)
+    assert listed == []
+
+
+def test_submit_rejects_unknown_tier(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "submit", "--tier", "gpu_smal")
+    assert result.returncode == 2
+    assert "Did you mean: gpu_small" in result.stderr

@@ -1,0 +1,238 @@
+"""Cost: estimate arithmetic, budget checks, and a budget stop that keeps partial results."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from redtier.backends import ChatRequest, ScriptedBackend
+from redtier.catalog import DEFAULT_MODEL, Precision, load_catalog
+from redtier.sandbox import Limits
+from redtier.scan import ScanOptions, prepare_scan, run_prepared
+from redtier.settings import Settings
+from redtier.store import Store
+from redtier.tiers import (
+    STOPPED_BUDGET,
+    BudgetError,
+    CostMeter,
+    JobLimits,
+    PriceKind,
+    ScanShape,
+    check_budget,
+    fit_tier,
+    load_tiers,
+)
+
+
+class FakeClock:
+    """A monotonic clock that tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_estimate_is_tokens_over_speed_times_price() -> None:
+    tiers = load_tiers()
+    shape = ScanShape(attempts=300, longest_prompt_tokens=100, max_new_tokens=128, batch_size=32)
+    tier = tiers.get("cpu_small")
+    fit = fit_tier(load_catalog().get(DEFAULT_MODEL), tier, shape)
+    speed = 20 * 135_000_000 / 134_515_008
+    assert fit.seconds == pytest.approx(300 * 128 / speed)
+    assert fit.seconds_per_attempt == pytest.approx(128 / speed)
+    assert fit.cost_usd == pytest.approx(fit.seconds / 3600 * 0.085)
+
+    spot = fit_tier(load_catalog().get(DEFAULT_MODEL), tier, shape, price=PriceKind.SPOT)
+    assert spot.cost_usd == pytest.approx(fit.seconds / 3600 * 0.035)
+
+
+def test_speed_scaling_cap_and_measured(tmp_path: Path) -> None:
+    path = tmp_path / "tiers.yaml"
+    path.write_text(
+        "tiers:\n  - name: cpu_small\n    accelerator: none\n    memory: 2 GiB\n    attempt_timeout_s: 60\n"
+        "    instance_type: c6i.large\n    price_usd_per_hour: {on_demand: 0.085}\n"
+        "    throughput: {tokens_per_s: 20, reference_params: 135M, max_tokens_per_s: 30, "
+        "measured: {gpt2: 12.5}}\n",
+        encoding="utf-8",
+    )
+    throughput = load_tiers(path).get("cpu_small").throughput
+    catalog = load_catalog()
+    assert throughput.tokens_per_s_for(catalog.get("llama-3.2-1b")) == pytest.approx(
+        20 * 135e6 / 1_235_814_400
+    )
+    assert throughput.tokens_per_s_for(catalog.get("distilgpt2")) == 30
+    assert throughput.tokens_per_s_for(catalog.get("gpt2")) == 12.5
+    assert throughput.source_for(catalog.get("gpt2")) == "measured"
+
+
+def test_budget_below_estimate_is_rejected_with_a_limit() -> None:
+    shape = ScanShape(attempts=300, longest_prompt_tokens=100, max_new_tokens=128, batch_size=32)
+    fit = fit_tier(load_catalog().get(DEFAULT_MODEL), load_tiers().get("cpu_small"), shape)
+    assert fit.cost_usd is not None
+    check_budget(fit, shape.attempts, None)
+    check_budget(fit, shape.attempts, fit.cost_usd * 1.01)
+    budget = fit.cost_usd / 3
+    with pytest.raises(BudgetError) as caught:
+        check_budget(fit, shape.attempts, budget)
+    affordable = math.floor(budget / (fit.cost_usd / 300))
+    assert f"--limit {affordable} keeps the estimate within it" in str(caught.value)
+    assert 99 <= affordable <= 100
+
+
+def test_budget_stop_keeps_partial_results(store: Store, model_cache: Path) -> None:
+    settings = Settings(db_url=store.url, cache_dir=model_cache)
+    options = ScanOptions(model=DEFAULT_MODEL, limit=12, tier="cpu_small", budget_usd=0.01)
+    prepared = prepare_scan(settings, store, options)
+    fit = fit_tier(
+        prepared.entry, load_tiers().get("cpu_small"), ScanShape.from_plan(prepared.plan, options)
+    )
+    clock = FakeClock()
+
+    def slow_reply(_request: ChatRequest) -> str:
+        clock.now += 100.0
+        return "I can't help with that."
+
+    meter = CostMeter(store, fit, price_kind=PriceKind.ON_DEMAND, budget_usd=0.01, clock=clock)
+    outcome = run_prepared(
+        store,
+        prepared,
+        ScriptedBackend(slow_reply),
+        on_start=lambda run, _remaining: meter.attach(run.id),
+        on_attempt=meter.on_attempt,
+    )
+    meter.finish()
+
+    # 0.01 USD at 0.085 USD/h buys 423.5 s, so the fifth attempt (500 s) passes the budget.
+    assert outcome.stopped is not None
+    assert outcome.stopped.status == STOPPED_BUDGET
+    assert outcome.stored == 5
+    run = store.get_run(outcome.run_id)
+    assert run.status == STOPPED_BUDGET
+    assert "budget" in (run.error or "")
+    assert store.count_attempts(run.id) == 5
+    cost = store.get_cost(run.id)
+    assert cost is not None
+    assert cost.wall_s == pytest.approx(500.0)
+    assert cost.cost_usd == pytest.approx(500 / 3600 * 0.085)
+    assert cost.budget_usd == 0.01
+    assert cost.estimated_usd == pytest.approx(fit.cost_usd)
+    assert cost.tokens_out == 5 * 5
+
+    resumed = prepare_scan(settings, store, resume=run.id)
+    again = CostMeter(store, fit, price_kind=PriceKind.ON_DEMAND, budget_usd=0.01, clock=clock)
+    second = run_prepared(
+        store,
+        resumed,
+        ScriptedBackend(slow_reply),
+        on_start=lambda run, _remaining: again.attach(run.id),
+        on_attempt=again.on_attempt,
+    )
+    again.finish()
+    assert second.stored == 1, "the earlier session's spend counts against the same budget"
+    assert store.get_cost(run.id).wall_s == pytest.approx(600.0)
+
+
+def test_scan_refuses_budget_below_estimate(tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "REDTIER_DB": str(tmp_path / "r.db")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "redtier",
+            "scan",
+            "--limit",
+            "200",
+            "--budget",
+            "0.01",
+            "--tier",
+            "cpu_small",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2
+    assert "over the --budget of $0.0100" in message
+    assert "--limit 66 keeps the estimate within it" in message
+    assert "Traceback" not in message
+
+
+@pytest.mark.model
+def test_scan_on_a_tier_stores_measured_cost(tmp_path: Path, model_cache: Path) -> None:
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "REDTIER_DB": str(tmp_path / "r.db"),
+        "REDTIER_CACHE_DIR": str(model_cache),
+        "HF_HUB_OFFLINE": "1",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "redtier",
+            "scan",
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--tier",
+            "cpu_small",
+            "--sandbox",
+            "none",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout[result.stdout.index("\n{\n") :]  # the progress lines come first
+    cost = json.loads(summary)["cost"]
+    assert cost["tier"] == "cpu_small"
+    assert cost["instance_type"] == "c6i.large"
+    assert cost["wall_s"] > 0
+    assert cost["cost_usd"] == pytest.approx(cost["wall_s"] / 3600 * 0.085)
+    assert cost["estimated_usd"] > 0
+    assert cost["precision"] == "fp32"
+
+
+def test_job_limits_follow_the_tier() -> None:
+    tier = load_tiers().get("cpu_small")
+    limits = JobLimits.for_job(tier, attempts=10)
+    assert limits.memory_bytes == 2 * 1024**3
+    assert limits.attempt_timeout_s == 60
+    assert limits.wall_timeout_s == 600 + 10 * 60
+    assert limits.batch_timeout_s(32) == 60 * 32
+    sandbox = limits.apply_to(Limits())
+    assert (sandbox.memory_bytes, sandbox.wall_timeout_s) == (
+        limits.memory_bytes,
+        limits.wall_timeout_s,
+    )
+    assert sandbox.max_processes == Limits().max_processes
+
+
+def test_memory_estimate_parts_add_up() -> None:
+    from redtier.catalog import Device, memory_breakdown
+
+    entry = load_catalog().get("mistral-7b")
+    gpu = memory_breakdown(entry, Precision.BF16, tokens=400, batch_size=32, device=Device.GPU)
+    assert gpu.load_peak == 0
+    assert gpu.total == gpu.runtime + gpu.weights + gpu.activations + gpu.kv_cache
+    assert gpu.kv_cache == 2 * 32 * 8 * 128 * 2 * 400 * 32
+    cpu = memory_breakdown(entry, Precision.FP32, tokens=400, batch_size=32)
+    assert cpu.load_peak == cpu.runtime + entry.params * 2 + entry.params * 4
+    assert cpu.total == cpu.load_peak
