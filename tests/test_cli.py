@@ -158,3 +158,48 @@ def _wait_for_attempts(database: Path, at_least: int, timeout: float) -> int:
                 return count
         time.sleep(0.2)
     raise AssertionError(f"fewer than {at_least} attempts stored after {timeout} s")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("scan", "--limit", "0"),
+        ("scan", "--max-new-tokens", "-3"),
+        ("scan", "--bogus"),
+        ("show",),
+        ("bogus",),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(cli_env: dict[str, str], args: tuple[str, ...]) -> None:
+    result = redtier(cli_env, *args, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "Usage:" in result.stderr
+
+
+def test_scan_json_writes_only_json(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "scan", "--limit", "2", "--max-new-tokens", "4", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["categories"][-1]["attempts"] == 2
+
+
+def test_interrupted_scan_exits_130_with_hint(cli_env: dict[str, str], tmp_path: Path) -> None:
+    database = tmp_path / "results.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "redtier", "scan", "--limit", "30", "--max-new-tokens", "24", "--batch-size", "2"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_attempts(database, at_least=2, timeout=600)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "redtier scan --resume" in stderr
+    assert _single_value(database, "SELECT status FROM runs") == "interrupted"
