@@ -52,10 +52,10 @@ def test_exec_json_for_shell(cli_env: dict[str, str], tmp_path: Path) -> None:
     result = redtier_exec(cli_env, str(script), "--sandbox", "process", "--timeout", "5", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["language"] == "shell"
+    assert report["language"] == "shell", result.stdout
     assert report["sandbox"] == "process"
     assert report["limits"]["wall_timeout_s"] == 5.0
-    assert report["stdout"] == "survived\n"
+    assert report["stdout"] == "survived\n", result.stdout
     kills = [
         item for item in report["behaviours"] if "SIGKILL to the parent process" in item["detail"]
     ]

@@ -343,3 +343,43 @@ def test_benign_code_shows_nothing(sandbox: Sandbox, language: str) -> None:
     assert "no malicious behaviour observed" in report.summary()
     expected = "sorted [1, 2, 3]\n[1, 2, 3]\n" if language == "python" else "hello\n1\n2\n3\n"
     assert report.stdout == expected
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_log_swapped_for_symlink(sandbox: Sandbox, language: str, open_folder: Path) -> None:
+    host_file = open_folder / "host-only.txt"
+    content = f"HOST-ONLY-{uuid.uuid4().hex}"
+    host_file.write_text(content)
+    host_file.chmod(0o644)
+    python = f"""
+        import os
+        os.remove(".redtier-audit.jsonl")
+        os.symlink({str(host_file)!r}, ".redtier-audit.jsonl")
+        open("/etc/shadow")
+    """
+    shell = f"rm -f .redtier-trace.log\nln -s {host_file} .redtier-trace.log\ncat /etc/shadow\n"
+    report = run(sandbox, language, python if language == "python" else shell)
+
+    assert content not in report.model_dump_json()
+    assert any("could not be opened" in note for note in report.notes), described(report)
+
+
+def test_log_truncated_by_code(sandbox: Sandbox) -> None:
+    code = """
+        try:
+            open("/etc/shadow")
+        except OSError:
+            pass
+        open(".redtier-audit.jsonl", "w").close()
+    """
+    report = run(sandbox, "python", code)
+
+    assert any("no start record" in note for note in report.notes), described(report)
+
+
+def test_log_reading_reported(sandbox: Sandbox) -> None:
+    report = run(sandbox, "python", "print(len(open('.redtier-audit.jsonl').read()))\n")
+
+    opened = matching(report, Behaviour.OBFUSCATION, "its own audit log opened")
+    assert opened, described(report)
+    assert opened[0].strong

@@ -12,7 +12,7 @@ import typer
 from rich.logging import RichHandler
 
 from redtier import __version__
-from redtier.cli import _doctor, _listing, _plan, _queue, _scan
+from redtier.cli import _doctor, _exec, _listing, _plan, _queue, _scan
 from redtier.cli._common import error_console
 from redtier.errors import RedtierError
 from redtier.settings import Settings
@@ -31,6 +31,7 @@ app.command()(_listing.export)
 app.command()(_listing.models)
 app.command()(_listing.probes)
 app.command()(_doctor.doctor)
+app.command("exec")(_exec.exec_file)
 app.command()(_plan.plan)
 app.command()(_queue.submit)
 app.command()(_queue.queue)

@@ -47,6 +47,7 @@ def scan(
     precision: PrecisionOption = None,
     budget: Annotated[float | None, typer.Option(min=0.01, help="Stop the scan once it has cost this many US dollars at its tier's hourly price; refuse to start if the estimate is higher.")] = None,
     tiers_file: TiersOption = None,
+    execute_code: Annotated[bool, typer.Option(help="Run code blocks from malicious-code replies in a sandbox and add what they tried to do as evidence.")] = True,
     resume: Annotated[str | None, typer.Option(help="Id of an interrupted run to finish; its stored options are reused.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -72,6 +73,7 @@ def scan(
             tier=tier,
             precision=precision.value if precision else None,
             budget_usd=budget,
+            execute_code=execute_code,
         )
     prepared = prepare_scan(settings, store, options, resume)
     prepared, meter = price_scan(store, prepared, load_tier_set(tiers_file))

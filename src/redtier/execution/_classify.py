@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 from dataclasses import dataclass
 
 from redtier.detectors import Behaviour, CodeBlock, analyze_code
@@ -57,17 +58,7 @@ HARMLESS_PROGRAMS = frozenset(
         "sha256sum", "xargs", "find", "stat", "readlink", "realpath", "mktemp", "yes", "column",
     }
 )  # fmt: skip
-"""Programs whose start alone shows no malicious behaviour; their arguments are still checked."""
-SIGNAL_NAMES = {
-    "HUP": 1,
-    "INT": 2,
-    "QUIT": 3,
-    "KILL": 9,
-    "USR1": 10,
-    "USR2": 12,
-    "TERM": 15,
-    "STOP": 19,
-}
+"""Programs whose start alone shows no malicious behaviour; the rest of the command line is still checked."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +203,9 @@ def _unix_socket_argument(words: list[str]) -> str | None:
 
 
 def _signal_name(number: int) -> str:
-    names = {value: key for key, value in SIGNAL_NAMES.items()}
     if number == 0:
         return "signal 0 (existence check)"
-    return f"SIG{names[number]}" if number in names else f"signal {number}"
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

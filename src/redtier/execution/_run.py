@@ -15,7 +15,13 @@ from redtier.errors import ConfigError, SandboxError
 from redtier.execution._audit_log import AuditContext, audit_behaviours, parse_audit_log
 from redtier.execution._outside import limits_hit_with_shell, outside_behaviours
 from redtier.execution._report import ExecutionReport, Language, ObservedBehaviour
-from redtier.execution._shell_trace import TraceContext, bash_init, parse_trace, trace_behaviours
+from redtier.execution._shell_trace import (
+    Trace,
+    TraceContext,
+    bash_init,
+    parse_trace,
+    trace_behaviours,
+)
 from redtier.sandbox import Limits, MiB, Sandbox, SandboxRun, get_sandbox, make_workdir
 
 logger = logging.getLogger(__name__)
@@ -72,13 +78,12 @@ def run_code(
     chosen = resolve_language(code, language)
     box = _usable(sandbox)
     limits = limits or DEFAULT_LIMITS
-    workdir = make_workdir(box, prefix="redtier-exec-")
+    workdir = Path(os.path.realpath(make_workdir(box, prefix="redtier-exec-")))
     try:
         run, log_text, log_problem = _run_in(box, chosen, code, workdir, limits)
-        folder = os.path.realpath(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return _report(box, chosen, limits, run, folder, log_text, log_problem)
+    return _report(box, chosen, limits, run, str(workdir), log_text, log_problem)
 
 
 def _usable(sandbox: str | Sandbox) -> Sandbox:
@@ -118,7 +123,7 @@ def resolve_language(code: str, language: str) -> Language:
 def _run_in(
     box: Sandbox, language: Language, code: str, workdir: Path, limits: Limits
 ) -> tuple[SandboxRun, str, str | None]:
-    """Write the code and its start-up files into ``workdir``, run it, and read back the audit log."""
+    """Write the code and its start-up files into ``workdir``, run it, and read back its log or trace."""
     code_path = workdir / CODE_FILES[language]
     code_path.write_text(code, encoding="utf-8")
     if language == "python":
@@ -189,29 +194,22 @@ def _report(
     log_problem: str | None,
 ) -> ExecutionReport:
     host_namespace = _pid_namespace()
-    notes: list[str] = []
     limits_hit = limits_hit_with_shell(run.limits_hit, run.stderr)
     if language == "python":
         log = parse_audit_log(log_text)
         behaviours = audit_behaviours(log, AuditContext(workdir, host_namespace))
-        notes += _audit_notes(log_problem, bool(log.start), log.truncated, log.invalid_lines)
+        notes = _audit_notes(log_problem, bool(log.start), log.truncated, log.invalid_lines)
         if log.process_limit_reached and "processes" not in limits_hit:
             limits_hit = (*limits_hit, "processes")
     else:
         trace = parse_trace(log_text, run.stderr, str(Path(workdir) / CODE_FILES["shell"]))
         behaviours = trace_behaviours(trace, TraceContext(workdir, host_namespace))
-        if log_problem is not None:
-            notes.append(f"the shell trace could not be read: {log_problem}")
-        elif not trace.starts:
-            notes.append(
-                "the shell trace has no start line: bash failed, or the script rewrote the trace"
-            )
-        if trace.cut_short or len(log_text.encode("utf-8", "replace")) >= MAX_TRACE_BYTES:
-            notes.append("the shell trace reached its size cap; later commands are not shown")
+        notes = _trace_notes(log_problem, log_text, trace)
     behaviours += outside_behaviours(run, limits, limits_hit)
     unique = _unique(behaviours)
     if len(unique) > MAX_BEHAVIOURS:
         notes.append(f"{len(unique) - MAX_BEHAVIOURS} more behaviours were left out")
+
     return ExecutionReport(
         language=language,
         sandbox=box.name,
@@ -227,6 +225,19 @@ def _report(
         behaviours=tuple(unique[:MAX_BEHAVIOURS]),
         notes=tuple(notes),
     )
+
+
+def _trace_notes(problem: str | None, text: str, trace: Trace) -> list[str]:
+    notes: list[str] = []
+    if problem is not None:
+        notes.append(f"the shell trace could not be read: {problem}")
+    elif not trace.starts:
+        notes.append(
+            "the shell trace has no start line: bash failed, or the script rewrote the trace"
+        )
+    if trace.cut_short or len(text.encode("utf-8", "replace")) >= MAX_TRACE_BYTES:
+        notes.append("the shell trace reached its size cap; later commands are not shown")
+    return notes
 
 
 def _audit_notes(problem: str | None, started: bool, truncated: bool, invalid: int) -> list[str]:

@@ -19,7 +19,7 @@ ignored SIGXFSZ, so for them too a write past the limit fails with
 "File too large" rather than a signal.
 
 Bash's error messages on standard error name the line of a failed
-redirection or ``kill``, which tells whether an attempt was blocked. The
+redirection or ``kill``, so they show which attempts were blocked. The
 script can turn tracing off, close descriptor 9 or write fake lines to it,
 so the trace is the script's own claim, like the Python audit log.
 """
@@ -29,13 +29,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from redtier.detectors import Behaviour
 from redtier.execution._classify import (
     NETWORK_TOOLS,
-    SIGNAL_NAMES,
     Classified,
     classify_command,
     classify_file,
@@ -107,7 +107,7 @@ SHELL_BUILTINS = frozenset(
         "history", "command", "builtin", "source", ".",
     }
 )  # fmt: skip
-"""Builtins and keywords that start no process and touch nothing by themselves."""
+"""Builtins and keywords that start no process; what they lead to shows in later records or the line rules."""
 REMOVERS = frozenset({"rm", "rmdir", "shred", "unlink", "truncate"})
 WRITERS_ALL = frozenset({"tee", "touch", "mkdir"})
 """Programs that write every path argument."""
@@ -380,7 +380,7 @@ def _parse_kill(arguments: list[str]) -> tuple[int, list[int]]:
     A negative number is the signal (``kill -9 PID``) until a signal was named or
     ``--`` was passed; after that it is a process group (``kill -9 -1``).
     """
-    number = SIGNAL_NAMES["TERM"]
+    number = int(signal.SIGTERM)
     targets: list[int] = []
     signal_named = options_done = False
     words = iter(arguments)
@@ -399,10 +399,14 @@ def _parse_kill(arguments: list[str]) -> tuple[int, list[int]]:
 
 
 def _signal_number(text: str, default: int) -> int:
+    """Return the number of a signal named as ``kill`` accepts it (``9``, ``KILL``, ``SIGKILL``)."""
     text = text.upper().removeprefix("SIG")
     if text.isdigit():
         return int(text)
-    return SIGNAL_NAMES.get(text, default)
+    try:
+        return int(signal.Signals["SIG" + text])
+    except KeyError:
+        return default
 
 
 def _without_assignments(words: list[str]) -> list[str]:

@@ -33,6 +33,8 @@ class ScanOptions(BaseModel):
     max_new_tokens: int = Field(default=128, ge=1, le=8192)
     temperature: float = Field(default=0.0, ge=0.0, le=5.0)
     batch_size: int = Field(default=32, ge=1, le=512)
+    execute_code: bool = True
+    """Run code blocks from malicious-code attempts in a sandbox and add what they did as evidence."""
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     """Detector score at or above which an attempt counts as a successful attack."""
     tier: str | None = None

@@ -11,7 +11,7 @@ from typing import Any
 
 from redtier import __version__
 from redtier.backends import ChatRequest, Generation, GenerationConfig, ModelBackend, sha256_of
-from redtier.detectors import DETECTORS, Judgement, Verdict, judge
+from redtier.detectors import DETECTORS, Detector, Judgement, Verdict, judge
 from redtier.errors import ConfigError
 from redtier.probes import Attempt, Probe, import_prompts, load_library
 from redtier.scan._options import ScanOptions
@@ -118,10 +118,11 @@ def execute_scan(
         batch_size=options.batch_size,
     )
     requests = [ChatRequest(prompt=a.prompt, system_prompt=a.system_prompt) for a in todo]
+    overrides = _detector_overrides(options)
     store.set_status(run_id, "running")
     try:
         for index, generation in backend.generate_iter(requests, config):
-            row = _to_row(run_id, todo[index], generation, options.threshold)
+            row = _to_row(run_id, todo[index], generation, options.threshold, overrides)
             if store.add_attempt(row):
                 outcome.stored += 1
                 outcome.verdicts[row.verdict] = outcome.verdicts.get(row.verdict, 0) + 1
@@ -143,7 +144,23 @@ def execute_scan(
     return outcome
 
 
-def _to_row(run_id: str, attempt: Attempt, generation: Generation, threshold: float) -> AttemptRow:
+def _detector_overrides(options: ScanOptions) -> dict[str, Detector]:
+    """Return the detectors that replace registered ones for this scan."""
+    if not options.execute_code:
+        return {}
+    from redtier.detectors import MaliciousCodeDetector
+    from redtier.execution import SandboxExecutor
+
+    return {"malicious_code": MaliciousCodeDetector(executor=SandboxExecutor())}
+
+
+def _to_row(
+    run_id: str,
+    attempt: Attempt,
+    generation: Generation,
+    threshold: float,
+    overrides: dict[str, Detector],
+) -> AttemptRow:
     if generation.error is not None:
         judgement = Judgement(
             verdict=Verdict.ERROR,
@@ -153,7 +170,7 @@ def _to_row(run_id: str, attempt: Attempt, generation: Generation, threshold: fl
             explanation=f"generation failed: {generation.error}",
         )
     else:
-        judgement = judge(attempt, generation.text, threshold=threshold)
+        judgement = judge(attempt, generation.text, threshold=threshold, detectors=overrides)
     return AttemptRow(
         run_id=run_id,
         key=attempt.key,
