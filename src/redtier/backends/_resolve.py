@@ -38,7 +38,7 @@ def check_memory(entry: ModelEntry, precision: Precision, available: int | None 
 
 
 def locate_weights(entry: ModelEntry) -> Path:
-    """Return the local folder or GGUF file that holds the entry's weights."""
+    """Return the local folder or GGUF file that contains the entry's weights."""
     if entry.source_kind is SourceKind.PACKAGE:
         return _locate_in_package(entry)
     if entry.source_kind is SourceKind.PATH:
