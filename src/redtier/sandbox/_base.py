@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -69,7 +68,9 @@ class Sandbox(ABC):
 
     def python_executable(self) -> str:
         """Return the Python interpreter to name in ``argv`` so that it runs inside this sandbox."""
-        return sys.executable
+        from redtier.sandbox._paths import venv_python
+
+        return venv_python()
 
     def grant_write(self, path: Path) -> None:
         """Let the sandboxed user write into the existing folder ``path``; by default nothing to do."""

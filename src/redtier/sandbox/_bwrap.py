@@ -6,7 +6,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from redtier.sandbox._paths import (
     is_within,
     outermost,
     python_binds,
+    venv_python,
 )
 from redtier.sandbox._runner import decode_exit_status
 
@@ -168,7 +168,7 @@ class BwrapSandbox(LocalSandbox):
             # bwrap builds the root on a tmpfs that the sandbox user may write, so freeze it.
             "--remount-ro", "/",
             "--",
-            *bootstrap_command(sys.executable),
+            *bootstrap_command(venv_python()),
         ]  # fmt: skip
         return Launch(
             command=command, cwd="/", env=dict(env), max_processes=limits.max_processes + 1

@@ -29,6 +29,7 @@ from redtier.sandbox._paths import (
     SOURCE_ROOT,
     chown_tree,
     readable_by,
+    venv_python,
 )
 from redtier.sandbox._runner import SandboxProcess, Teardown, decode_returncode, run_to_completion
 
@@ -264,7 +265,7 @@ def interpreter_paths() -> list[Path]:
     """Return the files and folders the sandboxed interpreter and bootstrap must be able to read."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     paths = [
-        Path(sys.executable),
+        Path(venv_python()),
         Path(sys.base_prefix) / "lib" / version,
         INSIDE_SCRIPT,
         SOURCE_ROOT,
@@ -280,7 +281,7 @@ def pyseccomp_folder() -> Path | None:
     spec = importlib.util.find_spec("pyseccomp")
     if spec is None or spec.origin is None:
         return None
-    return Path(spec.origin).parent
+    return Path(spec.origin).resolve().parent
 
 
 def seccomp_problem() -> tuple[str, str] | None:

@@ -134,3 +134,15 @@ def _permits(uid: int, groups: set[int], path: Path, wanted: int) -> bool:
     else:
         bits = info.st_mode & 7
     return bits & wanted == wanted
+
+
+def venv_python() -> str:
+    """Return this interpreter's path with its folder resolved but its own name kept.
+
+    ``.venv`` may be a link to a venv elsewhere (see scripts/setup), and the
+    sandbox user can read only the link's target. The file name stays the
+    venv's own ``python`` link, because resolving it would lead to the base
+    interpreter and lose the venv's site-packages.
+    """
+    executable = Path(sys.executable)
+    return str(executable.parent.resolve() / executable.name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from redtier.sandbox import _landlock
 from redtier.sandbox._base import Availability
 from redtier.sandbox._limits import Limits
 from redtier.sandbox._local import Launch, LocalSandbox, bootstrap_command, pyseccomp_folder
-from redtier.sandbox._paths import SOURCE_ROOT, python_binds
+from redtier.sandbox._paths import SOURCE_ROOT, python_binds, venv_python
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class ProcessSandbox(LocalSandbox):
             writes = [str(private_tmp), *SYSTEM_WRITES, *([str(writable)] if writable else [])]
             landlock = {"read": [*SYSTEM_READS, *map(str, extra)], "write": writes}
         return Launch(
-            command=bootstrap_command(sys.executable),
+            command=bootstrap_command(venv_python()),
             cwd=str(writable or private_tmp),
             env=environment,
             landlock=landlock,
