@@ -97,3 +97,22 @@ def test_file_that_is_not_a_database(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not a valid SQLite database"):
         Store(f"sqlite:///{path}")
     assert path.read_text().startswith("these are not")
+
+
+def test_processes_open_new_database_together(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.db"
+    code = (
+        "import sys; from redtier.store import Store; from redtier.queue import JobQueue; "
+        "Store(sys.argv[1]); JobQueue(sys.argv[1])"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code, f"sqlite:///{path}"], stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    assert Store(f"sqlite:///{path}").list_runs() == []

@@ -45,6 +45,7 @@ from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 from redtier.errors import ConfigError, StoreError
 from redtier.queue._schema import FINAL_STATES, WAITING_STATES, JobRow, JobState, QueueBase
 from redtier.store import utcnow
+from redtier.store._store import create_tables
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class JobQueue:
         self.max_takes = max_takes
         self._engine = _immediate_engine(url)
         with self._errors("open the job queue"):
-            QueueBase.metadata.create_all(self._engine)
+            create_tables(self._engine, QueueBase.metadata)
 
     def close(self) -> None:
         """Close the database connections."""

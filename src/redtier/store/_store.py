@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, MetaData, create_engine, event, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from redtier.errors import RunNotFoundError, StoreError
@@ -43,7 +44,7 @@ class Store:
         self._engine = _create_engine(url, busy_timeout_s)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         with self._errors("open"):
-            Base.metadata.create_all(self._engine)
+            create_tables(self._engine, Base.metadata)
 
     @property
     def location(self) -> str:
@@ -182,6 +183,23 @@ class Store:
             raise StoreError(_explain(error, action, self.location, self.busy_timeout_s)) from None
         except SQLAlchemyError as error:
             raise StoreError(f"Could not {action} in {self.location}: {error}") from None
+
+
+def create_tables(engine: Engine, metadata: MetaData, attempts: int = 5) -> None:
+    """Create missing tables, tolerating another process that creates them at the same moment.
+
+    Two processes opening a new SQLite file can both see a table missing and
+    both issue CREATE TABLE; the second then fails with "already exists",
+    and a retry finds the table in place.
+    """
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except OperationalError as error:
+            if "already exists" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _create_engine(url: str, busy_timeout_s: float) -> Engine:
