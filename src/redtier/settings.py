@@ -18,7 +18,7 @@ ENV_CATALOG = "REDTIER_CATALOG"
 
 
 class Settings(BaseModel):
-    """Where redtier stores results, caches converted weights and finds user models."""
+    """Locations of the result database, the converted-weights cache and the user catalog."""
 
     model_config = ConfigDict(frozen=True)
 

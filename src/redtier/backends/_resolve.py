@@ -93,7 +93,7 @@ def _download_from_hub(entry: ModelEntry) -> Path:
         ) from None
     except HfHubHTTPError as error:
         raise ModelLoadError(
-            f"Model {entry.name!r} ({entry.source}): the Hub refused the download: {error}. "
+            f"Model {entry.name!r} ({entry.source}): the Hub rejected the download: {error}. "
             "For gated models, accept the licence on the model page and set HF_TOKEN."
         ) from None
     return Path(folder)

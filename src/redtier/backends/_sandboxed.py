@@ -37,7 +37,7 @@ STDERR_TAIL_CHARS = 2000
 
 
 class WorkerOptions(BaseModel):
-    """How the sandboxed model worker is limited and supervised."""
+    """Limits and supervision settings of the sandboxed model worker."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -125,7 +125,9 @@ class SandboxedBackend(ModelBackend):
     def _ask(
         self, requests: Sequence[ChatRequest], batch: list[int], config: GenerationConfig
     ) -> Iterator[tuple[int, Generation]]:
-        assert self._process is not None and self._process.stdin is not None and self._reader is not None
+        assert self._process is not None
+        assert self._process.stdin is not None
+        assert self._reader is not None
         message = {
             "requests": [requests[i].model_dump() for i in batch],
             "config": config.model_copy(update={"batch_size": len(batch)}).model_dump(),

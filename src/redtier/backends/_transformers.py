@@ -87,7 +87,7 @@ class TransformersBackend(ModelBackend):
         return dict(self._facts)
 
     def format_prompt(self, request: ChatRequest) -> str:
-        """Return the text the model sees: the chat template for chat models, else plain text."""
+        """Return the model's input text: the chat template for chat models, else plain text."""
         tokenizer = self._tokenizer
         if self.entry.chat and tokenizer.chat_template:
             messages = []
@@ -157,7 +157,12 @@ class TransformersBackend(ModelBackend):
 
     def _stop_ids(self) -> set[int]:
         ids = self._model.generation_config.eos_token_id
-        stop = set(ids) if isinstance(ids, list) else {ids} if ids is not None else set()
+        if isinstance(ids, list):
+            stop = set(ids)
+        elif ids is not None:
+            stop = {ids}
+        else:
+            stop = set()
         if self._tokenizer.eos_token_id is not None:
             stop.add(self._tokenizer.eos_token_id)
         return stop

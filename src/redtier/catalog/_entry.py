@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ModelFormat(StrEnum):
-    """How a model's weights are stored."""
+    """Storage format of a model's weights."""
 
     HF = "hf"
     """A Hugging Face folder (config.json plus safetensors or pickle weights)."""
@@ -17,7 +17,7 @@ class ModelFormat(StrEnum):
 
 
 class SourceKind(StrEnum):
-    """Where the weights come from."""
+    """Origin of a model's weights."""
 
     HUB = "hub"
     """A Hugging Face Hub id such as ``openai-community/gpt2``."""
