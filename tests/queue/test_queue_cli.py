@@ -61,3 +61,14 @@ def test_submit_rejects_unknown_tier(cli_env: dict[str, str]) -> None:
     result = redtier(cli_env, "submit", "--tier", "gpu_smal")
     assert result.returncode == 2
     assert "Did you mean: gpu_small" in result.stderr
+
+
+def test_worker_rejects_an_unknown_sandbox_before_taking_a_job(cli_env: dict[str, str]) -> None:
+    submitted = redtier(cli_env, "submit", "--limit", "2", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    result = redtier(cli_env, "worker", "--tier", "cpu_small", "--once", "--sandbox", "bwarp")
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert "bwarp" in message and "bwrap" in message, message
+    [job] = json.loads(redtier(cli_env, "queue", "--json").stdout)
+    assert job["state"] == "queued", "the job stays queued for a correctly configured worker"

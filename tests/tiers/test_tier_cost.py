@@ -222,6 +222,12 @@ def test_job_limits_follow_the_tier() -> None:
         limits.wall_timeout_s,
     )
     assert sandbox.max_processes == Limits().max_processes
+    assert sandbox.address_space_limit() == 4 * 2 * 1024**3 + 4 * 1024**3, (
+        "RLIMIT_AS is padded above the tier's memory, which the cgroup enforces"
+    )
+    roomy = limits.apply_to(Limits(memory_bytes=20 * 1024**3))
+    assert roomy.address_space_limit() == 20 * 1024**3, "a larger address space is kept"
+    assert roomy.memory_bytes == 2 * 1024**3
 
 
 def test_memory_estimate_parts_add_up() -> None:

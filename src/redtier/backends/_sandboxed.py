@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -25,7 +26,7 @@ from redtier.backends._base import ChatRequest, Generation, GenerationConfig, Mo
 from redtier.backends._checks import check_model_files
 from redtier.backends._pipe import LineReader, WorkerDied, kill_tree
 from redtier.backends._resolve import check_memory, locate_weights, sha256_of
-from redtier.catalog import ModelEntry, Precision, estimate_memory
+from redtier.catalog import ModelEntry, Precision, estimate_memory, format_bytes
 from redtier.errors import ModelLoadError
 import redtier
 from redtier.sandbox import Limits, Sandbox, grant_write, python_binds
@@ -194,6 +195,11 @@ class SandboxedBackend(ModelBackend):
         if process is not None and process.poll() is not None:
             code = process.returncode
             status = f" (killed by signal {-code})" if code < 0 else f" (exit status {code})"
+            if code in (-signal.SIGKILL, 128 + signal.SIGKILL):
+                status += (
+                    "; SIGKILL most often means the worker reached its memory limit of "
+                    f"{format_bytes(self._limits.memory_bytes)}, and then it needs a tier with more memory"
+                )
         tail = _tail(self._log_path)
         return f"{died}{status}" + (f"; worker stderr ends: {tail}" if tail else "")
 

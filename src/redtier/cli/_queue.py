@@ -192,6 +192,12 @@ def worker(
             help="CPU threads for generation. Default: every core; give each of several workers on one machine its share.",
         ),
     ] = None,
+    sandbox: Annotated[
+        str,
+        typer.Option(
+            help="Where each job's model runs, capped by the tier's memory and timeout: auto (the strongest sandbox that works, see `redtier doctor`), bwrap, process, docker, or none (in this process, with no limits).",
+        ),
+    ] = "auto",
     tiers_file: TiersOption = None,
 ) -> None:
     """Take queued jobs for a tier and run them; SIGTERM finishes the attempt in hand and requeues the job."""
@@ -204,6 +210,7 @@ def worker(
         once=once,
         idle_timeout_s=idle_timeout,
         threads=threads,
+        sandbox=sandbox,
     )
     logging.getLogger("redtier.queue").setLevel(logging.INFO)
     runner = Worker(settings, load_tier_set(tiers_file), options)

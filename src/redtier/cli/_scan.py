@@ -9,16 +9,15 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from redtier.backends import ModelBackend, SandboxedBackend, TransformersBackend, WorkerOptions
+from redtier.backends import ModelBackend, default_worker_limits
 from redtier.catalog import DEFAULT_MODEL, Precision
 from redtier.cli._common import console, error_console, open_store, print_json, settings_of
 from redtier.cli._plan import PrecisionOption, TierOption, TiersOption, cost_line, cost_record, load_tier_set, price_scan
 from redtier.reports import CategoryStats, summarize, summary_table
-from redtier.sandbox import get_sandbox
-from redtier.scan import DEFAULT_TRANSFORMS, NO_SANDBOX, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
+from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
 from redtier.settings import Settings
 from redtier.store import AttemptRow, RunRow, Store
-from redtier.tiers import CostMeter
+from redtier.tiers import CostMeter, JobLimits
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +75,14 @@ def scan(
             execute_code=execute_code,
         )
     prepared = prepare_scan(settings, store, options, resume)
-    prepared, meter = price_scan(store, prepared, load_tier_set(tiers_file))
+    tier_set = load_tier_set(tiers_file)
+    prepared, meter = price_scan(store, prepared, tier_set)
+    limits = None
+    if meter is not None:
+        limits = JobLimits.for_job(tier_set.get(meter.tier), len(prepared.plan))
     status_console = error_console if as_json else console
     with status_console.status(f"Loading {prepared.entry.name}…"):
-        backend = _load(prepared, settings, sandbox)
+        backend = _load(prepared, settings, sandbox, limits)
     try:
         run_id = _execute(store, prepared, backend, meter, as_json)
     except KeyboardInterrupt:
@@ -95,16 +98,21 @@ def scan(
     _print_summary(store, run_id, as_json)
 
 
-def _load(prepared: PreparedScan, settings: Settings, sandbox: str) -> ModelBackend:
-    """Load the scan's model at the precision its options name."""
-    name = prepared.options.precision
-    if name is None or name == Precision.FP32:
-        return load_backend(prepared.entry, settings, sandbox=sandbox)
-    # TODO: let load_backend take a precision, and drop this branch.
-    precision = Precision(name)
-    if sandbox == NO_SANDBOX:
-        return TransformersBackend.load(prepared.entry, settings, precision=precision)
-    return SandboxedBackend.start(prepared.entry, settings, get_sandbox(sandbox), WorkerOptions(precision=precision))
+def _load(
+    prepared: PreparedScan, settings: Settings, sandbox: str, limits: JobLimits | None
+) -> ModelBackend:
+    """Load the scan's model at the precision its options name, capped by its tier if priced."""
+    precision = Precision(prepared.options.precision or Precision.FP32)
+    if limits is None:
+        return load_backend(prepared.entry, settings, sandbox=sandbox, precision=precision)
+    return load_backend(
+        prepared.entry,
+        settings,
+        sandbox=sandbox,
+        precision=precision,
+        limits=limits.apply_to(default_worker_limits(prepared.entry, precision)),
+        batch_timeout_s=limits.batch_timeout_s(prepared.options.batch_size),
+    )
 
 
 def _execute(

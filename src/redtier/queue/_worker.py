@@ -2,7 +2,8 @@
 
 A worker runs every scan through ``prepare_scan`` and ``run_prepared``, the
 path ``redtier scan`` uses, resuming the job's run when an earlier worker
-started it. Models load through :func:`_load_backend` only.
+started it. Models load through the worker's loader only: by default
+:func:`sandboxed_loader`, which runs the model in a sandbox capped by the tier.
 
 Stopping. :meth:`Worker.request_stop` (wired to SIGTERM by the CLI) lets the
 attempt in hand be stored, records the job as ``interrupted`` (waiting for
@@ -21,17 +22,20 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from redtier.backends import ModelBackend, TransformersBackend
-from redtier.catalog import QUANTIZED, ModelEntry, Precision
+from redtier.backends import ModelBackend, default_worker_limits
+from redtier.catalog import QUANTIZED, ModelEntry, Precision, format_bytes
 from redtier.errors import RedtierError
 from redtier.queue._lease import LeaseKeeper
 from redtier.queue._queue import JobQueue, default_worker_name
 from redtier.queue._schema import JobRow, JobState
+from redtier.sandbox import get_sandbox
 from redtier.scan import (
+    NO_SANDBOX,
     PreparedScan,
     ScanOptions,
     ScanOutcome,
     StopScan,
+    load_backend,
     prepare_scan,
     run_prepared,
 )
@@ -53,26 +57,50 @@ logger = logging.getLogger(__name__)
 CANCELLED_STATUS = "cancelled"
 INTERRUPTED_STATUS = "interrupted"
 
+BATCH_ROWS_FOR_TIMEOUT = 32
+"""Rows whose attempt timeouts add up to the wall time one batch may take (the default batch size)."""
+
 BackendLoader = Callable[[ModelEntry, Settings, Precision, JobLimits, int | None], ModelBackend]
 
 
-def _load_backend(
-    entry: ModelEntry,
-    settings: Settings,
-    precision: Precision,
-    limits: JobLimits,
-    threads: int | None,
-) -> ModelBackend:
-    """Load a job's model: the one place queue workers load models.
+def sandboxed_loader(sandbox: str) -> BackendLoader:
+    """Return the loader a worker uses: the model runs in a worker inside ``sandbox``,
+    capped by the job's tier.
 
-    ``threads`` is the number of CPU threads for generation; None uses every core.
-
-    TODO: load in the sandboxed model worker with ``limits.apply_to(...)`` as
-    its limits; until then the model runs in this process and ``limits`` is
-    not enforced.
+    The tier's memory becomes the worker's resident-memory limit (the cgroup
+    limit where cgroups are writable), and its attempt timeout, times the rows
+    of a batch, the wall time a batch may take. ``none`` loads in this process
+    with no limit, for debugging only.
     """
-    logger.info("Loading %s at %s (tier %s)", entry.name, precision.value, limits.tier)
-    return TransformersBackend.load(entry, settings, precision=precision, threads=threads)
+
+    def load(
+        entry: ModelEntry,
+        settings: Settings,
+        precision: Precision,
+        limits: JobLimits,
+        threads: int | None,
+    ) -> ModelBackend:
+        worker_limits = limits.apply_to(default_worker_limits(entry, precision))
+        logger.info(
+            "Loading %s at %s in sandbox %s (tier %s: %s resident memory, %g s per attempt)",
+            entry.name,
+            precision.value,
+            sandbox,
+            limits.tier,
+            format_bytes(worker_limits.memory_bytes),
+            limits.attempt_timeout_s,
+        )
+        return load_backend(
+            entry,
+            settings,
+            sandbox=sandbox,
+            precision=precision,
+            threads=threads,
+            limits=worker_limits,
+            batch_timeout_s=limits.batch_timeout_s(BATCH_ROWS_FOR_TIMEOUT),
+        )
+
+    return load
 
 
 class WorkerOptions(BaseModel):
@@ -92,6 +120,8 @@ class WorkerOptions(BaseModel):
     """Exit after this long without a job to take; None waits for ever."""
     threads: int | None = Field(default=None, ge=1)
     """CPU threads for generation; None uses every core. Workers sharing a machine should split its cores."""
+    sandbox: str = "auto"
+    """Where models run: a sandbox backend name (see ``redtier doctor``), or ``none`` for in-process."""
     name: str = Field(default_factory=default_worker_name)
 
 
@@ -104,13 +134,17 @@ class Worker:
         tiers: TierSet,
         options: WorkerOptions,
         *,
-        load_backend: BackendLoader = _load_backend,
+        load_backend: BackendLoader | None = None,
     ) -> None:
         self.options = options
         self.tier: Tier = tiers.get(options.tier)
         self.summary: Counter[str] = Counter()
         self._settings = settings
         self._tiers = tiers
+        if load_backend is None:
+            if options.sandbox != NO_SANDBOX:
+                get_sandbox(options.sandbox)  # an unknown or unavailable sandbox fails before any job is taken
+            load_backend = sandboxed_loader(options.sandbox)
         self._load = load_backend
         self._store = Store(settings.db_url)
         self._queue = JobQueue(settings.db_url)

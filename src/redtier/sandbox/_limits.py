@@ -14,7 +14,12 @@ class Limits(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     memory_bytes: int = Field(default=2 * GiB, gt=0)
-    """Address-space limit (RLIMIT_AS), and the cgroup memory limit where cgroups are writable."""
+    """Resident memory: the cgroup memory limit where cgroups are writable, and ``docker --memory``.
+    Also the address-space limit (RLIMIT_AS) unless ``address_space_bytes`` is set."""
+    address_space_bytes: int | None = Field(default=None, gt=0)
+    """Address-space limit (RLIMIT_AS) when it must differ from ``memory_bytes``. PyTorch and
+    OpenMP reserve several times the memory they touch, so a model worker needs a padded
+    address space while the cgroup caps what it really uses. None: ``memory_bytes``."""
     cpu_seconds: int = Field(default=60, gt=0)
     """CPU time limit (RLIMIT_CPU); the kernel sends SIGXCPU, then SIGKILL."""
     max_processes: int = Field(default=64, gt=0)
@@ -31,3 +36,7 @@ class Limits(BaseModel):
     """CPU cores the tree may use at once (cgroup CPU quota where writable, ``docker --cpus``); None: no cap."""
     max_output_bytes: int = Field(default=4 * MiB, gt=0)
     """Bytes of stdout and of stderr that ``run()`` keeps; the rest is read and dropped."""
+
+    def address_space_limit(self) -> int:
+        """Return the RLIMIT_AS value these limits ask for."""
+        return self.address_space_bytes or self.memory_bytes

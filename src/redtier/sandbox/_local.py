@@ -245,7 +245,7 @@ def bootstrap_config(limits: Limits, launch: Launch, status_fd: int) -> dict[str
             "RLIMIT_FSIZE": [limits.file_size_bytes, limits.file_size_bytes],
             "RLIMIT_NOFILE": [limits.open_files, limits.open_files],
             "RLIMIT_CORE": [0, 0],
-            "RLIMIT_AS": [limits.memory_bytes, limits.memory_bytes],
+            "RLIMIT_AS": [limits.address_space_limit()] * 2,
         },
         "landlock": launch.landlock,
         "seccomp": {

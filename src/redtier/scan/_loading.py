@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from redtier.backends import ModelBackend, SandboxedBackend, TransformersBackend, WorkerOptions
-from redtier.catalog import ModelEntry
+from redtier.catalog import ModelEntry, Precision
 from redtier.sandbox import Limits, get_sandbox
 from redtier.settings import Settings
 
@@ -19,17 +19,29 @@ def load_backend(
     settings: Settings,
     *,
     sandbox: str = "auto",
+    precision: Precision = Precision.FP32,
+    threads: int | None = None,
     limits: Limits | None = None,
+    batch_timeout_s: float | None = None,
 ) -> ModelBackend:
     """Load ``entry`` in a worker inside ``sandbox``, or in this process when ``sandbox`` is ``none``.
 
     ``auto`` picks the strongest sandbox that works here (see ``redtier doctor``).
+    ``limits`` caps the worker (by default sized from the model's memory
+    estimate), and ``batch_timeout_s`` is the wall time one batch may take
+    before the worker is killed and that batch's attempts are stored as
+    errors. Neither applies without a sandbox, which the log says.
     """
     if sandbox == NO_SANDBOX:
         logger.warning(
-            "Loading %s without a sandbox: model files and generation run in this process.", entry.name
+            "Loading %s without a sandbox: model files and generation run in this process%s.",
+            entry.name,
+            ", and no memory or time limit applies" if limits is not None else "",
         )
-        return TransformersBackend.load(entry, settings)
+        return TransformersBackend.load(entry, settings, precision=precision, threads=threads)
     chosen = get_sandbox(sandbox)
     logger.info("Model worker sandbox: %s", chosen.describe())
-    return SandboxedBackend.start(entry, settings, chosen, WorkerOptions(limits=limits))
+    options = WorkerOptions(precision=precision, threads=threads, limits=limits)
+    if batch_timeout_s is not None:
+        options = options.model_copy(update={"batch_timeout_s": batch_timeout_s})
+    return SandboxedBackend.start(entry, settings, chosen, options)

@@ -81,6 +81,11 @@ class CostMeter:
         self.run_id: str | None = None
 
     @property
+    def tier(self) -> str:
+        """The name of the tier the run is priced on."""
+        return self._fit.tier
+
+    @property
     def price_per_hour_usd(self) -> float:
         """The tier's hourly price this meter charges."""
         return self._fit.price_per_hour_usd

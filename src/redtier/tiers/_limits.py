@@ -7,6 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from redtier.sandbox import Limits
 from redtier.tiers._tier import Tier
 
+ADDRESS_SPACE_FACTOR = 4
+ADDRESS_SPACE_PAD_BYTES = 4 * 1024**3
+"""With the factor, how far the address-space limit exceeds the resident-memory limit."""
+
 LOAD_ALLOWANCE_S = 600.0
 """Wall time a job gets for loading its model, on top of its attempts."""
 
@@ -45,11 +49,16 @@ class JobLimits(BaseModel):
     def apply_to(self, limits: Limits) -> Limits:
         """Return ``limits`` with this job's memory and wall time.
 
-        NOTE: the sandbox applies ``memory_bytes`` as RLIMIT_AS, which counts
-        virtual memory; PyTorch reserves several times its resident memory,
-        so a model worker needs the cgroup memory limit (or a padded
-        RLIMIT_AS) for this value to mean resident memory.
+        ``memory_bytes`` becomes the resident-memory cap (the cgroup limit, or
+        ``docker --memory``). The address-space limit stays padded, because
+        PyTorch reserves several times the memory it touches: it is the larger
+        of what ``limits`` allowed and four times the tier's memory plus 4 GiB.
         """
+        padded = ADDRESS_SPACE_FACTOR * self.memory_bytes + ADDRESS_SPACE_PAD_BYTES
         return limits.model_copy(
-            update={"memory_bytes": self.memory_bytes, "wall_timeout_s": self.wall_timeout_s}
+            update={
+                "memory_bytes": self.memory_bytes,
+                "address_space_bytes": max(limits.address_space_limit(), padded),
+                "wall_timeout_s": self.wall_timeout_s,
+            }
         )
