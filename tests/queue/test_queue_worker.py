@@ -158,7 +158,9 @@ def test_stop_requeues_job_for_next_worker(
     assert interrupted.state == JobState.INTERRUPTED
     assert "SIGTERM" in (interrupted.message or "")
     assert interrupted.run_id is not None
-    assert store.count_attempts(interrupted.run_id) == 3
+    # Generation runs ahead of storing, so the stop reaches the scan after
+    # one to three stored attempts; the attempt in hand is always stored.
+    assert 1 <= store.count_attempts(interrupted.run_id) <= 3
     assert store.get_run(interrupted.run_id).status == "interrupted"
 
     rest = ScriptedLoader()

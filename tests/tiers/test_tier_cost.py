@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from redtier.backends import ChatRequest, ScriptedBackend
+from redtier.backends import ScriptedBackend
 from redtier.catalog import DEFAULT_MODEL, Precision, load_catalog
 from redtier.sandbox import Limits
 from redtier.scan import ScanOptions, prepare_scan, run_prepared
 from redtier.settings import Settings
-from redtier.store import Store
+from redtier.store import AttemptRow, Store
 from redtier.tiers import (
     STOPPED_BUDGET,
     BudgetError,
@@ -96,17 +96,18 @@ def test_budget_stop_keeps_partial_results(store: Store, model_cache: Path) -> N
     )
     clock = FakeClock()
 
-    def slow_reply(_request: ChatRequest) -> str:
-        clock.now += 100.0
-        return "I can't help with that."
-
     meter = CostMeter(store, fit, price_kind=PriceKind.ON_DEMAND, budget_usd=0.01, clock=clock)
+
+    def slow_attempt(row: AttemptRow) -> None:
+        clock.now += 100.0  # each stored attempt took 100 s
+        meter.on_attempt(row)
+
     outcome = run_prepared(
         store,
         prepared,
-        ScriptedBackend(slow_reply),
+        ScriptedBackend("I can't help with that."),
         on_start=lambda run, _remaining: meter.attach(run.id),
-        on_attempt=meter.on_attempt,
+        on_attempt=slow_attempt,
     )
     meter.finish()
 
@@ -128,12 +129,17 @@ def test_budget_stop_keeps_partial_results(store: Store, model_cache: Path) -> N
 
     resumed = prepare_scan(settings, store, resume=run.id)
     again = CostMeter(store, fit, price_kind=PriceKind.ON_DEMAND, budget_usd=0.01, clock=clock)
+
+    def slow_again(row: AttemptRow) -> None:
+        clock.now += 100.0
+        again.on_attempt(row)
+
     second = run_prepared(
         store,
         resumed,
-        ScriptedBackend(slow_reply),
+        ScriptedBackend("I can't help with that."),
         on_start=lambda run, _remaining: again.attach(run.id),
-        on_attempt=again.on_attempt,
+        on_attempt=slow_again,
     )
     again.finish()
     assert second.stored == 1, "the earlier session's spend counts against the same budget"

@@ -15,9 +15,13 @@ from redtier.detectors import DETECTORS, Detector, Judgement, Verdict, judge
 from redtier.errors import ConfigError
 from redtier.probes import Attempt, Probe, import_prompts, load_library
 from redtier.scan._options import ScanOptions
+from redtier.scan._pipeline import BackgroundGenerations
 from redtier.store import AttemptRow, Store, utcnow
 
 logger = logging.getLogger(__name__)
+
+GENERATE_AHEAD_BATCHES = 2
+"""How many batches of generations may wait for judging before the model pauses."""
 
 ProgressCallback = Callable[[AttemptRow], None]
 
@@ -121,13 +125,16 @@ def execute_scan(
     overrides = _detector_overrides(options)
     store.set_status(run_id, "running")
     try:
-        for index, generation in backend.generate_iter(requests, config):
-            row = _to_row(run_id, todo[index], generation, options.threshold, overrides)
-            if store.add_attempt(row):
-                outcome.stored += 1
-                outcome.verdicts[row.verdict] = outcome.verdicts.get(row.verdict, 0) + 1
-            if on_attempt is not None:
-                on_attempt(row)
+        with BackgroundGenerations(
+            backend, requests, config, ahead=GENERATE_AHEAD_BATCHES * config.batch_size
+        ) as background:
+            for arrived in background.batches(most=config.batch_size):
+                for row in _to_rows(run_id, todo, arrived, options.threshold, overrides):
+                    if store.add_attempt(row):
+                        outcome.stored += 1
+                        outcome.verdicts[row.verdict] = outcome.verdicts.get(row.verdict, 0) + 1
+                    if on_attempt is not None:
+                        on_attempt(row)
     except StopScan as stop:
         if stop.status is not None:
             store.set_status(run_id, stop.status, stop.message)
@@ -154,23 +161,40 @@ def _detector_overrides(options: ScanOptions) -> dict[str, Detector]:
     return {"malicious_code": MaliciousCodeDetector(executor=SandboxExecutor())}
 
 
-def _to_row(
+def _to_rows(
     run_id: str,
-    attempt: Attempt,
-    generation: Generation,
+    todo: Sequence[Attempt],
+    arrived: Sequence[tuple[int, Generation]],
     threshold: float,
     overrides: dict[str, Detector],
+) -> list[AttemptRow]:
+    """Judge the generations that arrived together in one pass, and return their rows."""
+    judged = [(todo[index], generation) for index, generation in arrived if generation.error is None]
+    judgements = iter(
+        [
+            judge(attempt, generation.text, threshold=threshold, detectors=overrides)
+            for attempt, generation in judged
+        ]
+    )
+    rows = []
+    for index, generation in arrived:
+        if generation.error is None:
+            judgement = next(judgements)
+        else:
+            judgement = Judgement(
+                verdict=Verdict.ERROR,
+                score=0.0,
+                confidence=1.0,
+                results=(),
+                explanation=f"generation failed: {generation.error}",
+            )
+        rows.append(_to_row(run_id, todo[index], generation, judgement))
+    return rows
+
+
+def _to_row(
+    run_id: str, attempt: Attempt, generation: Generation, judgement: Judgement
 ) -> AttemptRow:
-    if generation.error is not None:
-        judgement = Judgement(
-            verdict=Verdict.ERROR,
-            score=0.0,
-            confidence=1.0,
-            results=(),
-            explanation=f"generation failed: {generation.error}",
-        )
-    else:
-        judgement = judge(attempt, generation.text, threshold=threshold, detectors=overrides)
     return AttemptRow(
         run_id=run_id,
         key=attempt.key,
