@@ -58,7 +58,7 @@ def test_probes_json_has_every_category(cli_env: dict[str, str]) -> None:
     result = redtier(cli_env, "probes", "--json")
     assert result.returncode == 0, result.stderr
     categories = {probe["category"] for probe in json.loads(result.stdout)}
-    assert categories == {"prompt_injection", "jailbreak", "harmful", "malicious_code", "prompt_extraction"}
+    assert categories == {"prompt_injection", "jailbreak", "harmful", "malicious_code", "prompt_extraction", "over_refusal"}
 
 
 @pytest.mark.parametrize(
@@ -126,6 +126,12 @@ def test_killed_scan_resumes_exactly_once(cli_env: dict[str, str], tmp_path: Pat
     assert len(before) < 40
     run_id = _single_value(database, "SELECT id FROM runs")
     assert _single_value(database, "SELECT status FROM runs") == "running"
+
+    listed = redtier(cli_env, "runs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [run] = json.loads(listed.stdout)
+    assert run["status"] == "interrupted", "a run whose process died is not shown as running"
+    assert f"redtier scan --resume {run_id}" in _single_value(database, "SELECT error FROM runs")
 
     result = redtier(cli_env, "scan", "--resume", run_id)
     assert result.returncode == 0, result.stderr

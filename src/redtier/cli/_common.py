@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -11,7 +12,10 @@ import typer
 from rich.console import Console
 
 from redtier.settings import Settings
+from redtier.errors import StoreError
 from redtier.store import Store
+
+logger = logging.getLogger(__name__)
 
 PIPE_WIDTH = 120
 """Width of tables written to a pipe or file, where the terminal width is unknown."""
@@ -36,8 +40,17 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def open_store(ctx: typer.Context) -> Store:
-    """Open the database named by --db, REDTIER_DB or the default location."""
-    return Store(settings_of(ctx).db_url)
+    """Open the database named by --db, REDTIER_DB or the default location.
+
+    Runs whose process on this host died without recording it are marked
+    ``interrupted`` first, so no command shows a dead run as ``running``.
+    """
+    store = Store(settings_of(ctx).db_url)
+    try:
+        store.mark_abandoned_runs()
+    except StoreError as error:  # a read-only database can still be read
+        logger.warning("Could not mark abandoned runs as interrupted: %s", error)
+    return store
 
 
 def print_json(value: Any) -> None:

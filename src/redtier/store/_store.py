@@ -22,9 +22,12 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLA
 from sqlalchemy.orm import Session, sessionmaker
 
 from redtier.errors import RunNotFoundError, StoreError
+from redtier.store._owner import OWNER_FACT, current_owner, is_abandoned
 from redtier.store._schema import AttemptRow, Base, RunCostRow, RunRow
 
 logger = logging.getLogger(__name__)
+
+RUNNING = "running"
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 """How long SQLite waits for another process's lock before giving up."""
@@ -59,9 +62,9 @@ class Store:
         row = RunRow(
             id=secrets.token_hex(6),
             model=model,
-            status="running",
+            status=RUNNING,
             options=options,
-            facts=facts,
+            facts={**facts, OWNER_FACT: current_owner()},
             planned=planned,
             started_at=utcnow(),
         )
@@ -100,7 +103,30 @@ class Store:
                 raise RunNotFoundError(f"Run {run_id!r} not found in {self.location}.")
             row.status = status
             row.error = error
-            row.finished_at = None if status == "running" else utcnow()
+            row.finished_at = None if status == RUNNING else utcnow()
+            if status == RUNNING:
+                row.facts = {**row.facts, OWNER_FACT: current_owner()}
+
+    def mark_abandoned_runs(self) -> list[str]:
+        """Mark ``interrupted`` every running run whose process on this host has died; return their ids.
+
+        Such a run was killed (SIGKILL, out of memory, a lost machine) before
+        it could record why. Its stored attempts are kept, and
+        ``redtier scan --resume`` finishes it.
+        """
+        marked = []
+        with self._session("update abandoned runs") as session:
+            for row in session.scalars(select(RunRow).where(RunRow.status == RUNNING)).all():
+                owner = row.facts.get(OWNER_FACT) if isinstance(row.facts, dict) else None
+                if is_abandoned(owner):
+                    row.status = "interrupted"
+                    row.error = (
+                        f"the process running it (pid {owner['pid']}) ended without recording why, "
+                        f"most likely killed; `redtier scan --resume {row.id}` finishes it"
+                    )
+                    row.finished_at = utcnow()
+                    marked.append(row.id)
+        return marked
 
     def update_facts(self, run_id: str, facts: dict[str, Any]) -> None:
         """Merge ``facts`` into the run's recorded facts."""
