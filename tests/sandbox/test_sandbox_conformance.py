@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from redtier.errors import SandboxError
-from redtier.sandbox import Limits, Sandbox, SandboxRun
+from redtier.sandbox import Limits, Sandbox, SandboxRun, python_binds
 
 from . import _support as support
 
@@ -203,3 +203,14 @@ def test_unknown_executable_raises(sandbox: Sandbox) -> None:
         pytest.skip("docker reports a missing executable as exit status 127, not SandboxError")
     with pytest.raises(SandboxError, match="not an executable"):
         sandbox.run(["/no/such/program"], limits=QUICK)
+
+
+def test_payload_sees_the_cpus_instruction_sets(sandbox: Sandbox) -> None:
+    """PyTorch picks its kernels from /proc/cpuinfo; a sandbox that hides it makes models slower."""
+    torch = pytest.importorskip("torch")
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    limits = Limits(wall_timeout_s=60, cpu_seconds=60, memory_bytes=8 * 1024**3)
+    result = run_python(sandbox, code, limits, binds=python_binds())
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == torch.backends.cpu.get_cpu_capability()
+    assert "cpuinfo" not in result.stderr, result.stderr

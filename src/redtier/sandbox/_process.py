@@ -20,9 +20,12 @@ SYSTEM_READS = (
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
     "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime",
     "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
-    "/sys/devices/system/cpu", "/proc/self",
+    "/sys/devices/system/cpu", "/proc/cpuinfo", "/proc/self",
 )  # fmt: skip
 """Paths every payload may read besides the binds, close to the view the bwrap backend gives.
+
+``/proc/cpuinfo`` is how PyTorch's cpuinfo learns the instruction sets: without it,
+PyTorch falls back to its slowest kernels (about 20% fewer tokens per second).
 
 The bootstrap opens ``/proc/self`` itself, so the rule covers its own
 ``/proc/PID``, which the payload keeps after ``execv``. Other processes'
