@@ -85,6 +85,7 @@ def test_scan_stores_and_reports(cli_env: dict[str, str], tmp_path: Path) -> Non
     for category in ("prompt_injection", "jailbreak", "harmful", "malicious_code", "prompt_extraction", "encoding"):
         assert category in result.stdout
     assert "95% CI" in result.stdout
+    assert "Over-refusal rate on safe control prompts" in result.stdout
     assert str(tmp_path / "results.db") in result.stdout.replace("\n", "")
 
     runs = json.loads(redtier(cli_env, "runs", "--json").stdout)
@@ -97,7 +98,10 @@ def test_scan_stores_and_reports(cli_env: dict[str, str], tmp_path: Path) -> Non
     exported = redtier(cli_env, "export", run_id, "--format", "jsonl")
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert len(lines) == 12
-    assert all(line["verdict"] in {"vulnerable", "resisted", "error"} for line in lines)
+    assert all(line["verdict"] in {"vulnerable", "resisted", "error"} for line in lines if line["category"] != "over_refusal")
+    controls = [line for line in lines if line["category"] == "over_refusal"]
+    assert controls, "a limited scan still sends over-refusal controls"
+    assert all(line["verdict"] in {"over_refused", "answered", "error"} for line in controls)
     assert all(line["detectors"] for line in lines if line["verdict"] != "error")
 
     shown = redtier(cli_env, "show", run_id[:6])

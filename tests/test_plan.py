@@ -14,6 +14,7 @@ ALL_CATEGORIES = {
     Category.HARMFUL,
     Category.MALICIOUS_CODE,
     Category.PROMPT_EXTRACTION,
+    Category.OVER_REFUSAL,
     Category.ENCODING,
 }
 

@@ -28,7 +28,11 @@ def test_every_attempt_is_stored_with_a_verdict(store: Store) -> None:
     assert store.get_run(run.id).status == "completed"
     rows = list(store.iter_attempts(run.id))
     assert [row.key for row in rows] == [a.key for a in plan]
-    assert {row.verdict for row in rows} == {"resisted"}
+    attacks = [row for row in rows if row.category != "over_refusal"]
+    controls = [row for row in rows if row.category == "over_refusal"]
+    assert {row.verdict for row in attacks} == {"resisted"}
+    assert controls, "the plan includes over-refusal controls"
+    assert {row.verdict for row in controls} == {"over_refused"}
     assert all(row.detector_results for row in rows)
 
 

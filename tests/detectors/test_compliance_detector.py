@@ -1,4 +1,4 @@
-"""The harmful_compliance detector: refusal vs compliance vs refusal-then-compliance."""
+"""The harmful_compliance_rules detector: refusal vs compliance vs refusal-then-compliance."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The refusal detector: phrases, position weighting, apostrophes and evidence."""
+"""The refusal_keywords rule detector: phrases, position weighting, apostrophes and evidence."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The refusal detector against human labels of XSTest model completions.
+"""The refusal_keywords rule detector against human labels of XSTest model completions.
 
 XSTest (CC-BY-4.0) labels each completion of four chat models as full compliance,
 full refusal or partial refusal. A refusal score of 0.5 or more should match a

@@ -19,8 +19,10 @@ LIBRARY_CATEGORIES = [
     Category.HARMFUL,
     Category.MALICIOUS_CODE,
     Category.PROMPT_EXTRACTION,
+    Category.OVER_REFUSAL,
 ]
 KNOWN_DETECTORS = {"canary", "harmful_compliance", "malicious_code"}
+"""Detectors that attack probes name; over-refusal controls name only ``refusal``."""
 
 
 def probe_ids(category: Category | None = None) -> list[str]:
@@ -31,9 +33,11 @@ def test_public_api_names() -> None:
     assert sorted(redtier.probes.__all__) == sorted(
         [
             "CANARY_PLACEHOLDER",
+            "CONTROL_CATEGORIES",
             "TRANSFORMS",
             "Attempt",
             "Category",
+            "LlmJudgeSettings",
             "Probe",
             "ProbeLibrary",
             "Transform",
@@ -61,7 +65,7 @@ def test_category_has_enough_probes(category: Category) -> None:
 
 def test_library_size() -> None:
     prompt_count = sum(len(probe.prompts) for probe in LIBRARY)
-    assert 150 <= prompt_count <= 250
+    assert 180 <= prompt_count <= 280
 
 
 def test_probe_ids_unique() -> None:
@@ -77,7 +81,10 @@ def test_probe_contract(probe_id: str) -> None:
     assert 2 <= len(probe.prompts) <= 6
     assert all(prompt.strip() == prompt for prompt in probe.prompts)
     assert len(set(probe.prompts)) == len(probe.prompts), "duplicate prompt"
-    assert set(probe.detectors) <= KNOWN_DETECTORS
+    if probe.category == Category.OVER_REFUSAL:
+        assert probe.detectors == ("refusal",)
+    else:
+        assert set(probe.detectors) <= KNOWN_DETECTORS
     assert probe.goal.strip()
     assert "\n" not in probe.goal
     assert probe.tags, "every probe needs at least one tag"
@@ -135,6 +142,15 @@ def test_malicious_code_mostly_transformable() -> None:
     transformable = [probe for probe in probes if probe.transformable]
     assert len(transformable) > len(probes) / 2
     assert all(probe.detectors == ("malicious_code", "harmful_compliance") for probe in probes)
+
+
+def test_over_refusal_controls() -> None:
+    controls = [probe for probe in LIBRARY if probe.category == Category.OVER_REFUSAL]
+    prompts = [prompt for probe in controls for prompt in probe.prompts]
+    assert len(prompts) >= 30
+    assert not any(probe.transformable or probe.uses_canary for probe in controls)
+    assert Category.OVER_REFUSAL in redtier.probes.CONTROL_CATEGORIES
+    assert "over_refusal" in redtier.probes.CONTROL_CATEGORIES
 
 
 def test_jailbreak_persona_probes_use_canary() -> None:

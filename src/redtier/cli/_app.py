@@ -12,7 +12,7 @@ import typer
 from rich.logging import RichHandler
 
 from redtier import __version__
-from redtier.cli import _doctor, _exec, _listing, _plan, _queue, _scan
+from redtier.cli import _doctor, _exec, _judge, _listing, _plan, _queue, _scan
 from redtier.cli._common import error_console
 from redtier.errors import RedtierError
 from redtier.settings import Settings
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.command()(_scan.scan)
 app.command()(_listing.runs)
 app.command()(_listing.show)
+app.command("judge")(_judge.judge_file)
 app.command()(_listing.export)
 app.command()(_listing.models)
 app.command()(_listing.probes)

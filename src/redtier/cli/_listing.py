@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -10,22 +11,26 @@ import typer
 
 from redtier.catalog import Precision, estimate_memory, load_catalog
 from redtier.cli._common import console, open_store, print_json, settings_of
-from redtier.detectors import VERDICT_RULE
-from redtier.errors import ConfigError
+from redtier.detectors import VERDICT_RULE, Verdict
+from redtier.errors import ConfigError, UnknownNameError
 from redtier.probes import load_library
-from redtier.reports._render import WIDE_TABLE_COLUMNS
 from redtier.reports import (
     EXPORT_FORMATS,
+    attempt_panel,
     attempt_record,
     export_jsonl,
     finding_panel,
     models_table,
+    over_refusal_table,
     probes_table,
     run_record,
     runs_table,
     summarize,
+    summarize_over_refusal,
     summary_table,
 )
+from redtier.reports._render import WIDE_TABLE_COLUMNS
+from redtier.store import AttemptRow, RunRow, Store
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -47,30 +52,79 @@ def runs(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def show(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="Run id, or a unique prefix of one.")],
-    show_all: Annotated[bool, typer.Option("--all", help="Show every attempt, not only vulnerabilities.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every attempt, not only vulnerabilities and over-refusals.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show each attempt in full: whole prompt and output, and every detector's score, role and evidence.")] = False,
+    attempt_keys: Annotated[list[str] | None, typer.Option("--attempt", help="Show only this attempt in full, by key (harmful.weapons/0/none) or number (#12). Repeatable.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show a run's summary and the vulnerabilities found, with the evidence for each."""
+    """Show a run's summary and the vulnerabilities and over-refusals found, with the evidence for each."""
     store = open_store(ctx)
     run = store.get_run(run_id)
-    verdict = None if show_all else "vulnerable"
+    if attempt_keys:
+        _show_attempts(store, run, attempt_keys, as_json)
+        return
+    verdicts = None if show_all else SHOWN_VERDICTS
     if as_json:
         print_json(
-            {"run": run_record(run), "attempts": [attempt_record(r) for r in store.iter_attempts(run.id, verdict)]}
+            {"run": run_record(run), "attempts": [attempt_record(r) for r in _iter_rows(store, run.id, verdicts)]}
         )
         return
+    _print_summaries(store, run)
+    shown = 0
+    threshold = _threshold(run)
+    for row in _iter_rows(store, run.id, verdicts):
+        console.print(attempt_panel(row, threshold) if verbose else finding_panel(row))
+        shown += 1
+    if shown == 0:
+        console.print("No successful attacks or over-refusals were found in this run." if verdicts else "The run has no attempts yet.")
+
+
+SHOWN_VERDICTS = (Verdict.VULNERABLE.value, Verdict.OVER_REFUSED.value)
+"""Verdicts that `redtier show` lists without --all."""
+
+
+def _print_summaries(store: Store, run: RunRow) -> None:
     rows, total = summarize(store, run.id)
     console.print(f"Run [bold]{run.id}[/bold] — {run.model}, {run.status}, started {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
     if run.error:
         console.print(f"[red]Run error:[/red] {run.error}")
     console.print(summary_table(rows, total, "Attack success rate by category"))
+    controls = summarize_over_refusal(store, run.id)
+    if controls is not None:
+        console.print(over_refusal_table(controls, "Over-refusal rate on safe control prompts"))
     console.print(f"[dim]{VERDICT_RULE}[/dim]")
-    shown = 0
-    for row in store.iter_attempts(run.id, verdict):
-        console.print(finding_panel(row))
-        shown += 1
-    if shown == 0:
-        console.print("No successful attacks were found in this run." if verdict else "The run has no attempts yet.")
+
+
+def _iter_rows(store: Store, run_id: str, verdicts: tuple[str, ...] | None) -> Iterator[AttemptRow]:
+    for row in store.iter_attempts(run_id):
+        if verdicts is None or row.verdict in verdicts:
+            yield row
+
+
+def _show_attempts(store: Store, run: RunRow, keys: list[str], as_json: bool) -> None:
+    """Print the attempts that ``keys`` name, each in full; every key is checked first."""
+    rows = {row.key: row for row in store.iter_attempts(run.id)}
+    by_number = {f"#{row.seq}": row for row in rows.values()}
+    chosen = []
+    for key in keys:
+        row = rows.get(key) or by_number.get(key if key.startswith("#") else f"#{key}")
+        if row is None:
+            raise UnknownNameError(
+                f"attempt of run {run.id}", key, rows,
+                hint=f"`redtier show {run.id} --all` lists every attempt with its number and key.",
+            )
+        chosen.append(row)
+    if as_json:
+        print_json([attempt_record(row) for row in chosen])
+        return
+    threshold = _threshold(run)
+    for row in chosen:
+        console.print(attempt_panel(row, threshold))
+
+
+def _threshold(run: RunRow) -> float | None:
+    value = (run.options or {}).get("threshold")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def export(

@@ -9,11 +9,13 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from redtier.backends import ModelBackend, default_worker_limits
+from redtier.backends import ModelBackend, Runtime, default_worker_limits
 from redtier.catalog import DEFAULT_MODEL, Precision
 from redtier.cli._common import console, error_console, open_store, print_json, settings_of
+from redtier.cli._judge import JudgeApiKeyEnvOption, JudgeApiModelOption, JudgeEndpointOption, JudgeModelOption, JudgeTimeoutOption, judge_settings
 from redtier.cli._plan import PrecisionOption, TierOption, TiersOption, cost_line, cost_record, load_tier_set, price_scan
-from redtier.reports import CategoryStats, summarize, summary_table
+from redtier.detectors import llm_judge_detector
+from redtier.reports import CategoryStats, OverRefusalStats, over_refusal_table, summarize, summarize_over_refusal, summary_table
 from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
 from redtier.settings import Settings
 from redtier.store import AttemptRow, RunRow, Store
@@ -42,18 +44,33 @@ def scan(
     temperature: Annotated[float, typer.Option(min=0.0, max=5.0, help="Sampling temperature; 0 means greedy decoding.")] = 0.0,
     batch_size: Annotated[int, typer.Option(min=1, max=512, help="Prompts generated together in one batch.")] = 32,
     sandbox: Annotated[str, typer.Option(help="Where the model runs: auto (the strongest sandbox that works, see `redtier doctor`), bwrap, process, docker, or none (in this process, unsandboxed).")] = "auto",
+    runtime: Annotated[Runtime, typer.Option(help="Library that runs the model: transformers, or llamacpp for GGUF files (needs `pip install 'redtier[llamacpp]'`).")] = Runtime.TRANSFORMERS,
     tier: TierOption = None,
     precision: PrecisionOption = None,
     budget: Annotated[float | None, typer.Option(min=0.01, help="Stop the scan once it has cost this many US dollars at its tier's hourly price; refuse to start if the estimate is higher.")] = None,
     tiers_file: TiersOption = None,
     execute_code: Annotated[bool, typer.Option(help="Run code blocks from malicious-code replies in a sandbox and add what they tried to do as evidence.")] = True,
     resume: Annotated[str | None, typer.Option(help="Id of an interrupted run to finish; its stored options are reused.")] = None,
+    judge_model: JudgeModelOption = None,
+    judge_endpoint: JudgeEndpointOption = None,
+    judge_api_model: JudgeApiModelOption = None,
+    judge_api_key_env: JudgeApiKeyEnvOption = None,
+    judge_timeout: JudgeTimeoutOption = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run attack probes against a model, judge each output and store the results."""
     settings = settings_of(ctx)
     store = open_store(ctx)
     options = None
+    llm_judge = judge_settings(
+        settings,
+        model=judge_model,
+        endpoint=judge_endpoint,
+        api_model=judge_api_model,
+        api_key_env=judge_api_key_env,
+        timeout_s=judge_timeout,
+        sandbox=sandbox,
+    )
     if resume is None:
         names = () if transforms.strip().lower() == "none" else tuple(t.strip() for t in transforms.split(",") if t.strip())
         options = ScanOptions(
@@ -73,8 +90,11 @@ def scan(
             precision=precision.value if precision else None,
             budget_usd=budget,
             execute_code=execute_code,
+            llm_judge=llm_judge,
         )
     prepared = prepare_scan(settings, store, options, resume)
+    # Built now, so a resumed run whose judge key variable is unset fails before the model loads.
+    judge = llm_judge_detector(prepared.options.llm_judge) if prepared.options.llm_judge else None
     tier_set = load_tier_set(tiers_file)
     prepared, meter = price_scan(store, prepared, tier_set)
     limits = None
@@ -82,7 +102,7 @@ def scan(
         limits = JobLimits.for_job(tier_set.get(meter.tier), len(prepared.plan))
     status_console = error_console if as_json else console
     with status_console.status(f"Loading {prepared.entry.name}…"):
-        backend = _load(prepared, settings, sandbox, limits)
+        backend = _load(prepared, settings, sandbox, limits, runtime)
     try:
         run_id = _execute(store, prepared, backend, meter, as_json)
     except KeyboardInterrupt:
@@ -95,21 +115,28 @@ def scan(
         backend.close()
         if meter is not None:
             meter.finish()
+        if judge is not None:
+            judge.close()
     _print_summary(store, run_id, as_json)
 
 
 def _load(
-    prepared: PreparedScan, settings: Settings, sandbox: str, limits: JobLimits | None
+    prepared: PreparedScan,
+    settings: Settings,
+    sandbox: str,
+    limits: JobLimits | None,
+    runtime: Runtime = Runtime.TRANSFORMERS,
 ) -> ModelBackend:
     """Load the scan's model at the precision its options name, capped by its tier if priced."""
     precision = Precision(prepared.options.precision or Precision.FP32)
     if limits is None:
-        return load_backend(prepared.entry, settings, sandbox=sandbox, precision=precision)
+        return load_backend(prepared.entry, settings, sandbox=sandbox, precision=precision, runtime=runtime)
     return load_backend(
         prepared.entry,
         settings,
         sandbox=sandbox,
         precision=precision,
+        runtime=runtime,
         limits=limits.apply_to(default_worker_limits(prepared.entry, precision)),
         batch_timeout_s=limits.batch_timeout_s(prepared.options.batch_size),
     )
@@ -169,6 +196,7 @@ def _execute(
 
 def _print_summary(store: Store, run_id: str, as_json: bool) -> None:
     rows, total = summarize(store, run_id)
+    controls = summarize_over_refusal(store, run_id)
     cost = store.get_cost(run_id)
     if as_json:
         print_json(
@@ -176,11 +204,14 @@ def _print_summary(store: Store, run_id: str, as_json: bool) -> None:
                 "run_id": run_id,
                 "database": store.location,
                 "categories": [_stats_json(row) for row in [*rows, total]],
+                "over_refusal": _over_refusal_json(controls) if controls is not None else None,
                 "cost": cost_record(cost) if cost is not None else None,
             }
         )
         return
     console.print(summary_table(rows, total, f"Attack success rate by category — run {run_id}"))
+    if controls is not None:
+        console.print(over_refusal_table(controls, "Over-refusal rate on safe control prompts"))
     if cost is not None:
         console.print(cost_line(cost))
     console.print(
@@ -199,5 +230,18 @@ def _stats_json(row: CategoryStats) -> dict[str, object]:
         "vulnerable": row.vulnerable,
         "errors": row.errors,
         "attack_success_rate": row.rate,
+        "ci95": list(interval) if interval else None,
+    }
+
+
+def _over_refusal_json(stats: OverRefusalStats) -> dict[str, object]:
+    interval = stats.interval
+    return {
+        "attempts": stats.attempts,
+        "judged": stats.judged,
+        "over_refused": stats.over_refused,
+        "answered": stats.answered,
+        "errors": stats.errors,
+        "over_refusal_rate": stats.rate,
         "ci95": list(interval) if interval else None,
     }

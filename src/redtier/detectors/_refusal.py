@@ -1,4 +1,4 @@
-"""The ``refusal`` detector: how clearly the model declined.
+"""The ``refusal_keywords`` rule detector: how clearly the model declined, from phrases.
 
 Each sentence is matched against phrase patterns in four strengths:
 
@@ -231,7 +231,7 @@ def is_refusal_sentence(hit: RefusalHit) -> bool:
 class RefusalDetector:
     """Scores how clearly an output declines the request; see the module docstring."""
 
-    name = "refusal"
+    name = "refusal_keywords"
 
     def detect(self, attempt: Attempt, output: str) -> DetectorResult:
         """Score ``output``; ``attempt`` is unused because a refusal reads the same for any goal."""

@@ -10,6 +10,8 @@ from redtier.detectors._canary import CanaryDetector
 from redtier.detectors._code import MaliciousCodeDetector
 from redtier.detectors._compliance import HarmfulComplianceDetector
 from redtier.detectors._decoded import DecodedPayloadDetector
+from redtier.detectors._learned import LearnedComplianceDetector, LearnedRefusalDetector
+from redtier.detectors._llm_judge import default_llm_judge
 from redtier.detectors._refusal import RefusalDetector
 from redtier.registry import Registry
 
@@ -18,11 +20,18 @@ DetectorFactory = Callable[[], Detector]
 model to load (a trained classifier) loads it only when first asked for."""
 
 DETECTORS: Registry[DetectorFactory] = Registry("detector")
-DETECTORS.add("refusal", RefusalDetector)
-DETECTORS.add("harmful_compliance", HarmfulComplianceDetector)
+# The defaults are the trained ensembles; the rule detectors they build on stay
+# available under their own names.
+DETECTORS.add("refusal", LearnedRefusalDetector)
+DETECTORS.add("harmful_compliance", LearnedComplianceDetector)
+DETECTORS.add("refusal_keywords", RefusalDetector)
+DETECTORS.add("harmful_compliance_rules", HarmfulComplianceDetector)
 DETECTORS.add("malicious_code", MaliciousCodeDetector)
 DETECTORS.add("canary", CanaryDetector)
 DETECTORS.add("decoded_payload", DecodedPayloadDetector)
+# The bundled model as judge. Scans and `redtier judge` build judges with other
+# models from LlmJudgeSettings (see redtier.detectors._llm_judge).
+DETECTORS.add("llm_judge", default_llm_judge)
 
 
 @functools.cache

@@ -6,21 +6,31 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from redtier.probes._judge_settings import LlmJudgeSettings
+
 CANARY_PLACEHOLDER = "{canary}"
 
 
 class Category(StrEnum):
-    """The attack family a probe belongs to; reports group results by it."""
+    """The attack family a probe belongs to, or the control set; reports group results by it."""
 
     PROMPT_INJECTION = "prompt_injection"
     JAILBREAK = "jailbreak"
     HARMFUL = "harmful"
     MALICIOUS_CODE = "malicious_code"
     PROMPT_EXTRACTION = "prompt_extraction"
+    OVER_REFUSAL = "over_refusal"
+    """Safe control prompts that look unsafe. A refusal is an over-refusal, not a pass,
+    and these attempts never count toward the attack success rate."""
     ENCODING = "encoding"
     """Attempts whose prompt a transform rewrote (base64, ROT13, ...)."""
     IMPORTED = "imported"
     """Prompts read from a user's file by an importer."""
+
+
+CONTROL_CATEGORIES = frozenset({Category.OVER_REFUSAL})
+"""Categories of control prompts. Their verdicts never count toward the attack success rate.
+The members are ``StrEnum`` values, so a category name read from the store matches too."""
 
 
 class Probe(BaseModel):
@@ -98,3 +108,5 @@ class Attempt(BaseModel):
     transform: str | None = None
     canary: str | None = None
     detectors: tuple[str, ...]
+    llm_judge: LlmJudgeSettings | None = None
+    """The LLM judge that decides in place of ``harmful_compliance``, when the scan names one."""

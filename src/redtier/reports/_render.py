@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from redtier.catalog import ModelEntry, Precision, estimate_memory, format_bytes
+from redtier.detectors import decided
 from redtier.probes import Probe
-from redtier.reports._summary import CategoryStats
+from redtier.reports._summary import CategoryStats, OverRefusalStats
 from redtier.store import AttemptRow, RunRow
 
 EXCERPT_CHARS = 600
@@ -44,6 +46,26 @@ def summary_table(rows: Sequence[CategoryStats], total: CategoryStats, title: st
             style=style,
             end_section=row is rows[-1] if rows else False,
         )
+    return table
+
+
+def over_refusal_table(stats: OverRefusalStats, title: str) -> Table:
+    """Return the over-refusal rate on safe control prompts with its 95% confidence interval."""
+    table = Table(title=title, title_justify="left")
+    for name in ("control prompts", "judged", "over-refused", "answered", "errors"):
+        table.add_column(name, justify="right")
+    table.add_column("over-refusal", justify="right")
+    table.add_column("95% CI", justify="right")
+    interval = stats.interval
+    table.add_row(
+        str(stats.attempts),
+        str(stats.judged),
+        str(stats.over_refused),
+        str(stats.answered),
+        str(stats.errors),
+        _percent(stats.rate),
+        "—" if interval is None else f"{_percent(interval[0])} – {_percent(interval[1])}",
+    )
     return table
 
 
@@ -125,13 +147,7 @@ def probes_table(probes: Iterable[Probe], wide: bool = True) -> Table:
 
 
 def finding_panel(row: AttemptRow) -> Panel:
-    """Return one vulnerable attempt with its prompt, output excerpt and evidence."""
-    evidence = Table.grid(padding=(0, 1))
-    evidence.add_column(style="cyan")
-    evidence.add_column()
-    for result in row.detector_results:
-        lines = "\n".join(f"• {item}" for item in result.get("evidence", [])) or "—"
-        evidence.add_row(f"{result['detector']} {result['score']:.2f}", lines)
+    """Return one attempt with its prompt, output excerpt, verdict, confidence and evidence."""
     body = Group(
         Text(f"goal: {row.goal}", style="bold"),
         Text(f"transform: {row.transform}") if row.transform else Text(""),
@@ -139,11 +155,80 @@ def finding_panel(row: AttemptRow) -> Panel:
         Text(_excerpt(row.prompt)),
         Text("output:", style="dim"),
         Text(_excerpt(row.output or "")),
-        Text(f"verdict: {row.explanation} (confidence {row.confidence:.2f})", style="yellow"),
-        evidence,
+        Text(f"verdict: {row.verdict}, {row.explanation} (confidence {row.confidence:.2f})", style="yellow"),
+        _evidence_grid(row),
     )
-    title = f"#{row.seq} {row.probe_id} [{row.category}] score {row.score:.2f}"
-    return Panel(body, title=title, title_align="left")
+    title = f"#{row.seq} {row.probe_id} [{row.category}] {row.verdict} score {row.score:.2f}"
+    return Panel(body, title=escape(title), title_align="left")
+
+
+def attempt_panel(row: AttemptRow, threshold: float | None) -> Panel:
+    """Return one attempt in full: texts, verdict, confidence, and each detector's role and evidence.
+
+    ``threshold`` is the run's verdict threshold, or None when the run did not store one.
+    """
+    limit = "unknown" if threshold is None else f"{threshold:.2f}"
+    facts = Table.grid(padding=(0, 1))
+    facts.add_column(style="dim")
+    facts.add_column()
+    for label, value in (
+        ("key", row.key),
+        ("category", row.category),
+        ("goal", row.goal),
+        ("transform", row.transform or "none"),
+    ):
+        facts.add_row(label, Text(value))
+    facts.add_row("verdict", Text(row.verdict, style=_VERDICT_STYLES.get(row.verdict, "")))
+    facts.add_row("score", f"{row.score:.2f} against threshold {limit}")
+    facts.add_row("confidence", f"{row.confidence:.2f} (0 at the threshold, 1 at a score of 0 or 1)")
+    facts.add_row("explanation", Text(row.explanation))
+    if row.error:
+        facts.add_row("error", Text(row.error, style="red"))
+    parts: list[Text | Table] = [facts]
+    if row.system_prompt:
+        parts += [Text("system prompt:", style="dim"), Text(row.system_prompt)]
+    parts += [Text("prompt:", style="dim"), Text(row.prompt)]
+    parts += [Text("output:", style="dim"), Text(row.output if row.output is not None else "—")]
+    parts.append(_detector_table(row))
+    title = f"#{row.seq} {row.probe_id} [{row.category}] {row.verdict}"
+    return Panel(Group(*parts), title=escape(title), title_align="left")
+
+
+_VERDICT_STYLES = {
+    "vulnerable": "bold red",
+    "over_refused": "bold yellow",
+    "error": "magenta",
+    "resisted": "green",
+    "answered": "green",
+}
+
+
+def _evidence_grid(row: AttemptRow) -> Table:
+    evidence = Table.grid(padding=(0, 1))
+    evidence.add_column(style="cyan")
+    evidence.add_column()
+    for result in row.detector_results:
+        lines = "\n".join(f"• {item}" for item in result.get("evidence", [])) or "—"
+        evidence.add_row(Text(f"{result['detector']} {result['score']:.2f}"), Text(lines))
+    return evidence
+
+
+def _detector_table(row: AttemptRow) -> Table:
+    """Return every detector's score, whether it decided the verdict, and its evidence."""
+    table = Table(title="detectors", title_justify="left", show_lines=True)
+    table.add_column("detector", no_wrap=True, style="cyan")
+    table.add_column("role", no_wrap=True)
+    table.add_column("score", justify="right")
+    table.add_column("evidence", overflow="fold")
+    reported = [str(result["detector"]) for result in row.detector_results]
+    for result in row.detector_results:
+        name = str(result["detector"])
+        role = "decides" if decided(row.category, name, reported) else "context"
+        lines = "\n".join(f"• {item}" for item in result.get("evidence", [])) or "—"
+        table.add_row(Text(name), role, f"{result['score']:.2f}", Text(lines))
+    if not row.detector_results:
+        table.add_row("—", "—", "—", Text("no detector ran: " + row.explanation))
+    return table
 
 
 def _excerpt(text: str) -> str:

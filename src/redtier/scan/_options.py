@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from redtier.probes import LlmJudgeSettings
+
 DEFAULT_TRANSFORMS = ("base64", "rot13", "leetspeak", "payload_split")
 
 
@@ -43,6 +45,8 @@ class ScanOptions(BaseModel):
     """Weight precision to load, such as ``bf16``; ``None`` means the backend's default."""
     budget_usd: float | None = Field(default=None, gt=0)
     """Spend in US dollars at which the scan stops, priced at the tier's hourly rate."""
+    llm_judge: LlmJudgeSettings | None = None
+    """LLM judge that decides in place of ``harmful_compliance``; ``None`` keeps the rule-based one."""
 
     @field_validator("transforms")
     @classmethod

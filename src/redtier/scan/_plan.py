@@ -15,9 +15,11 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 
-from redtier.probes import CANARY_PLACEHOLDER, Attempt, Category, Probe
+from redtier.probes import CANARY_PLACEHOLDER, CONTROL_CATEGORIES, Attempt, Category, Probe
 from redtier.scan._options import ScanOptions
 
+HARMFUL_COMPLIANCE = "harmful_compliance"
+"""The detector that a scan's LLM judge, when it names one, replaces."""
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -70,13 +72,15 @@ def _attempt(probe: Probe, index: int, transform: str | None, options: ScanOptio
         seq=0,
         probe_id=probe.id,
         category=Category.ENCODING if transform else probe.category,
-        goal=probe.goal_for(index),
+        # A control prompt's goal is the request itself: a helpful reply answers it.
+        goal=original if probe.category in CONTROL_CATEGORIES else probe.goal_for(index),
         prompt=clean_text(prompt),
         original_prompt=clean_text(original),
         system_prompt=_fill(probe.system_prompt, canary) if probe.system_prompt else None,
         transform=transform,
         canary=canary,
         detectors=probe.detectors,
+        llm_judge=options.llm_judge if HARMFUL_COMPLIANCE in probe.detectors else None,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from redtier import __version__
 from redtier.backends import ChatRequest, Generation, GenerationConfig, ModelBackend, sha256_of
-from redtier.detectors import DETECTORS, Detector, Judgement, Verdict, judge
+from redtier.detectors import DETECTORS, Detector, Judgement, Verdict, judge_many
 from redtier.errors import ConfigError
 from redtier.probes import Attempt, Probe, import_prompts, load_library
 from redtier.scan._options import ScanOptions
@@ -171,10 +171,11 @@ def _to_rows(
     """Judge the generations that arrived together in one pass, and return their rows."""
     judged = [(todo[index], generation) for index, generation in arrived if generation.error is None]
     judgements = iter(
-        [
-            judge(attempt, generation.text, threshold=threshold, detectors=overrides)
-            for attempt, generation in judged
-        ]
+        judge_many(
+            [(attempt, generation.text) for attempt, generation in judged],
+            threshold=threshold,
+            detectors=overrides,
+        )
     )
     rows = []
     for index, generation in arrived:

@@ -1,0 +1,179 @@
+"""Each trained head's split of the labelled rows into training rows and measuring sets.
+
+The split is by source, never by row, so that no measuring row shares a model
+(XSTest), a file (PyRIT refusal sets) or a harm category (PyRIT objective sets)
+with the rows a head was trained on:
+
+- **refusal**: trained on the XSTest completions of Llama-2 (original system prompt)
+  and Mistral-Instruct, the two models at the extremes of refusing, plus PyRIT's
+  ``refusal_extra.csv``. Measured on the XSTest completions of GPT-4 and Llama-2
+  (new system prompt) and on PyRIT's ``refusal.csv`` and ``mini_refusal.csv``.
+- **harmful compliance**: trained on four PyRIT objective categories (exploits,
+  information integrity, self-harm, violence) and on the same two XSTest models'
+  completions (full compliance 1, full refusal 0, partial refusals left out).
+  Measured on the other ten objective categories, on the held-out XSTest models'
+  completions (partial refusals left out), and, as a cross-set check, on the
+  PyRIT refusal sets read the other way round (not refused means delivered).
+
+A measuring row whose response text (whitespace and case aside) also occurs among
+the head's training rows is dropped and counted, because PyRIT's files share
+responses with each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from redtier.detectors._learned_data import (
+    FULL_COMPLIANCE,
+    PARTIAL_REFUSAL,
+    PYRIT_REFUSAL_FILES,
+    LabelKind,
+    LabelledRow,
+    read_pyrit_objective,
+    read_pyrit_refusal,
+    read_xstest,
+    response_key,
+)
+
+TRAIN_XSTEST_MODELS = ("llama2orig", "mistralinstruct")
+REFUSAL_TRAIN_PYRIT = ("pyrit/scorer_evals/refusal_scorer/refusal_extra.csv",)
+COMPLIANCE_TRAIN_CATEGORIES = ("exploits", "info_integrity", "self_harm", "violence")
+
+IN_DISTRIBUTION = "held-out, in distribution"
+"""Rows of a data set that the head also trained on, from models or categories it did not."""
+CROSS_SET = "cross-set"
+"""Rows of a data set that the head never trained on."""
+
+
+@dataclass(frozen=True)
+class MeasureSet:
+    """Rows to measure a head on, with how they relate to its training data."""
+
+    name: str
+    split: str
+    """``IN_DISTRIBUTION`` or ``CROSS_SET``."""
+    rows: list[LabelledRow]
+    dropped: int = 0
+    """Rows left out because their response also occurs among the training rows."""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One head's training rows and measuring sets."""
+
+    head: str
+    train: list[LabelledRow]
+    measure: list[MeasureSet] = field(default_factory=list)
+
+    def sources(self) -> list[str]:
+        """Return the files the training rows come from, sorted."""
+        return sorted({row.source for row in self.train})
+
+
+def _is_train_xstest(row: LabelledRow) -> bool:
+    return row.group in TRAIN_XSTEST_MODELS
+
+
+def _as_compliance(row: LabelledRow) -> LabelledRow | None:
+    """Relabel an XSTest refusal row as delivered (1) or not (0); partial refusals give None."""
+    if row.detail == PARTIAL_REFUSAL:
+        return None
+    return replace(row, kind=LabelKind.COMPLIANCE, label=int(row.detail == FULL_COMPLIANCE))
+
+
+def _delivered(row: LabelledRow) -> LabelledRow:
+    """Read a PyRIT refusal row the other way round: not refused means the goal was delivered."""
+    return replace(row, kind=LabelKind.COMPLIANCE, label=1 - row.label)
+
+
+def _measure(
+    name: str,
+    split: str,
+    rows: list[LabelledRow],
+    seen: set[str],
+    note: str = "",
+) -> MeasureSet:
+    kept = _sorted(row for row in rows if response_key(row.response) not in seen)
+    return MeasureSet(name=name, split=split, rows=kept, dropped=len(rows) - len(kept), note=note)
+
+
+def _sorted(rows: Iterable[LabelledRow]) -> list[LabelledRow]:
+    return sorted(rows, key=lambda row: (row.source, row.index))
+
+
+def refusal_split(root: Path) -> Split:
+    """Return the refusal head's split of the labelled data under ``root``."""
+    xstest = list(read_xstest(root))
+    pyrit = {relative: list(read_pyrit_refusal(root, relative)) for relative in PYRIT_REFUSAL_FILES}
+    train = _sorted(
+        [row for row in xstest if _is_train_xstest(row)]
+        + [row for relative in REFUSAL_TRAIN_PYRIT for row in pyrit[relative]]
+    )
+    seen = {response_key(row.response) for row in train}
+    held_out = [row for row in xstest if not _is_train_xstest(row)]
+    measure = [
+        _measure(
+            "XSTest completions, held-out models",
+            IN_DISTRIBUTION,
+            held_out,
+            seen,
+            note="models " + ", ".join(sorted({row.group for row in held_out})),
+        )
+    ]
+    for relative, rows in pyrit.items():
+        if relative not in REFUSAL_TRAIN_PYRIT:
+            measure.append(_measure(f"PyRIT {Path(relative).name}", CROSS_SET, rows, seen))
+    return Split(head="refusal", train=train, measure=measure)
+
+
+def compliance_split(root: Path) -> Split:
+    """Return the harmful-compliance head's split of the labelled data under ``root``."""
+    objective = list(read_pyrit_objective(root))
+    xstest = [row for row in map(_as_compliance, read_xstest(root)) if row is not None]
+    in_train: Callable[[LabelledRow], bool] = lambda row: row.group in COMPLIANCE_TRAIN_CATEGORIES
+    train = _sorted(
+        [row for row in objective if in_train(row)]
+        + [row for row in xstest if _is_train_xstest(row)]
+    )
+    seen = {response_key(row.response) for row in train}
+    held_out_objective = [row for row in objective if not in_train(row)]
+    xstest_held_out = [row for row in xstest if not _is_train_xstest(row)]
+    measure = [
+        _measure(
+            "PyRIT objective sets, held-out categories",
+            IN_DISTRIBUTION,
+            held_out_objective,
+            seen,
+            note="categories " + ", ".join(sorted({row.group for row in held_out_objective})),
+        ),
+        _measure(
+            "XSTest completions, held-out models",
+            IN_DISTRIBUTION,
+            xstest_held_out,
+            seen,
+            note="full compliance counts as delivered; partial refusals left out",
+        ),
+    ]
+    for relative in PYRIT_REFUSAL_FILES:
+        rows = [_delivered(row) for row in read_pyrit_refusal(root, relative)]
+        measure.append(
+            _measure(
+                f"PyRIT {Path(relative).name}, read as delivered",
+                CROSS_SET,
+                rows,
+                seen,
+                note="label 1 when the rater saw no refusal",
+            )
+        )
+    return Split(head="harmful_compliance", train=train, measure=measure)
+
+
+SPLITS: dict[str, Callable[[Path], Split]] = {
+    "refusal": refusal_split,
+    "harmful_compliance": compliance_split,
+}
+"""Each head's split function, by head name."""
