@@ -214,6 +214,18 @@ def test_scan_on_a_tier_stores_measured_cost(tmp_path: Path, model_cache: Path) 
     assert cost["estimated_usd"] > 0
     assert cost["precision"] == "fp32"
 
+    def redtier(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "redtier", *args]
+        return subprocess.run(command, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, check=False)
+
+    [listed] = json.loads(redtier("runs", "--json").stdout)
+    assert listed["cost"]["cost_usd"] == pytest.approx(cost["cost_usd"])
+    table = redtier("runs").stdout
+    assert f"${cost['cost_usd']:.4f}" in table
+    shown = redtier("show", listed["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "Cost on cpu_small (c6i.large" in shown.stdout
+
 
 def test_job_limits_follow_the_tier() -> None:
     tier = load_tiers().get("cpu_small")

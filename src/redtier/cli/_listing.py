@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from redtier.catalog import Precision, estimate_memory, load_catalog
 from redtier.cli._common import console, open_store, print_json, settings_of
+from redtier.cli._plan import cost_line, cost_record
 from redtier.detectors import VERDICT_RULE, Verdict
 from redtier.errors import ConfigError, UnknownNameError
 from redtier.probes import load_library
@@ -30,7 +31,7 @@ from redtier.reports import (
     summary_table,
 )
 from redtier.reports._render import WIDE_TABLE_COLUMNS
-from redtier.store import AttemptRow, RunRow, Store
+from redtier.store import AttemptRow, RunCostRow, RunRow, Store
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -40,13 +41,19 @@ def runs(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     store = open_store(ctx)
     rows = store.list_runs()
     counts = {row.id: store.count_attempts(row.id) for row in rows}
+    costs = {row.id: store.get_cost(row.id) for row in rows}
     if as_json:
-        print_json([{**run_record(row), "stored": counts[row.id]} for row in rows])
+        print_json([_run_json(row, counts[row.id], costs[row.id]) for row in rows])
         return
     if not rows:
         console.print(f"No runs in {store.location} yet. Start one with `redtier scan`.")
         return
-    console.print(runs_table(rows, counts))
+    spent = {run_id: cost.cost_usd for run_id, cost in costs.items() if cost is not None}
+    console.print(runs_table(rows, counts, spent))
+
+
+def _run_json(run: RunRow, stored: int, cost: RunCostRow | None) -> dict[str, Any]:
+    return {**run_record(run), "stored": stored, "cost": cost_record(cost) if cost else None}
 
 
 def show(
@@ -65,8 +72,13 @@ def show(
         return
     verdicts = None if show_all else SHOWN_VERDICTS
     if as_json:
+        cost = store.get_cost(run.id)
         print_json(
-            {"run": run_record(run), "attempts": [attempt_record(r) for r in _iter_rows(store, run.id, verdicts)]}
+            {
+                "run": run_record(run),
+                "cost": cost_record(cost) if cost else None,
+                "attempts": [attempt_record(r) for r in _iter_rows(store, run.id, verdicts)],
+            }
         )
         return
     _print_summaries(store, run)
@@ -88,6 +100,9 @@ def _print_summaries(store: Store, run: RunRow) -> None:
     console.print(f"Run [bold]{run.id}[/bold] — {run.model}, {run.status}, started {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
     if run.error:
         console.print(f"[red]Run error:[/red] {run.error}")
+    cost = store.get_cost(run.id)
+    if cost is not None:
+        console.print(cost_line(cost))
     console.print(summary_table(rows, total, "Attack success rate by category"))
     controls = summarize_over_refusal(store, run.id)
     if controls is not None:

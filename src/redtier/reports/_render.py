@@ -69,12 +69,16 @@ def over_refusal_table(stats: OverRefusalStats, title: str) -> Table:
     return table
 
 
-def runs_table(runs: Iterable[RunRow], counts: dict[str, int]) -> Table:
-    """Return one line per run: id, model, status, progress and times."""
+def runs_table(
+    runs: Iterable[RunRow], counts: dict[str, int], spent_usd: dict[str, float] | None = None
+) -> Table:
+    """Return one line per run: id, model, status, progress, times and, for priced runs, cost."""
+    spent_usd = spent_usd or {}
     table = Table(title="Runs", title_justify="left")
-    for name in ("run", "model", "status", "attempts", "started (UTC)", "finished (UTC)"):
+    for name in ("run", "model", "status", "attempts", "started (UTC)", "finished (UTC)", "cost"):
         table.add_column(name, no_wrap=name in {"run", "model", "status"})
     for run in runs:
+        spent = spent_usd.get(run.id)
         table.add_row(
             run.id,
             run.model,
@@ -82,6 +86,7 @@ def runs_table(runs: Iterable[RunRow], counts: dict[str, int]) -> Table:
             f"{counts.get(run.id, 0)}/{run.planned}",
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else "—",
+            f"${spent:.4f}" if spent is not None else "—",
         )
     return table
 
