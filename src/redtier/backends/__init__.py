@@ -2,6 +2,7 @@
 
 from redtier.backends._base import ChatRequest, Generation, GenerationConfig, ModelBackend
 from redtier.backends._resolve import check_memory, locate_weights, sha256_of
+from redtier.backends._runtime import Runtime, load_model
 from redtier.backends._sandboxed import SandboxedBackend, WorkerOptions, default_worker_limits
 from redtier.backends._scripted import ScriptedBackend
 from redtier.backends._transformers import TransformersBackend
@@ -11,12 +12,14 @@ __all__ = [
     "Generation",
     "GenerationConfig",
     "ModelBackend",
+    "Runtime",
     "SandboxedBackend",
     "ScriptedBackend",
     "TransformersBackend",
     "WorkerOptions",
     "check_memory",
     "default_worker_limits",
+    "load_model",
     "locate_weights",
     "sha256_of",
 ]

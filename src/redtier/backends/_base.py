@@ -38,7 +38,8 @@ class Generation(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
     latency_s: float = 0.0
-    """Wall time of the batch that produced this reply, divided by its size."""
+    """Generation time of this reply: the wall time of each batched forward pass it took part in,
+    divided by the number of rows in that pass (one prompt at a time, the whole wall time)."""
     error: str | None = None
 
 
@@ -52,7 +53,7 @@ class ModelBackend(ABC):
     def generate_iter(
         self, requests: Sequence[ChatRequest], config: GenerationConfig
     ) -> Iterator[tuple[int, Generation]]:
-        """Yield ``(index into requests, generation)`` as each batch completes.
+        """Yield ``(index into requests, generation)`` as each reply completes.
 
         The order of yields is the backend's choice (it may sort by length to
         batch well). A request that cannot be served, such as one too long for

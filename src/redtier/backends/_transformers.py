@@ -1,12 +1,16 @@
 """The transformers backend: Hugging Face folders and GGUF files on the CPU.
 
-Requests are tokenized, sorted by length and generated in left-padded
-batches, so rows of similar length share a batch and little compute goes to
-padding.
+Requests are tokenized and generated with continuous batching
+(:mod:`redtier.backends._decode`): shortest prompts first, each reply handed
+over the step it ends, and its place in the batch given to the next prompt.
+Models whose cache layout the decoder does not handle (sliding-window or
+linear attention, encoder-decoder) fall back to left-padded static batches
+through ``model.generate``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -15,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from redtier.backends._base import ChatRequest, Generation, GenerationConfig, ModelBackend
-from redtier.backends._gguf_cache import cached_gguf_folder
 from redtier.backends._checks import check_model_files
-from redtier.backends._resolve import check_memory, locate_weights, sha256_of
+from redtier.backends._decode import SlotDecoder, StartCallback, supports_slot_decoding
+from redtier.backends._gguf_cache import cached_gguf_folder
+from redtier.backends._hash_cache import cached_sha256
+from redtier.backends._resolve import check_memory, locate_weights
 from redtier.catalog import ModelEntry, ModelFormat, Precision
 from redtier.errors import ConfigError, ModelLoadError
 from redtier.settings import Settings
@@ -25,7 +31,10 @@ from redtier.settings import Settings
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_TOKENS = 16_384
-"""Upper bound on padded prompt tokens in one batch, so a few long prompts do not exhaust memory."""
+"""Upper bound on padded prompt tokens in one static batch (the ``model.generate`` fallback)."""
+
+PLAIN_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+"""``tokenizer_class`` values whose tokenizer is ``tokenizer.json`` alone, without class code."""
 
 _TORCH_DTYPES = {Precision.FP32: "float32", Precision.BF16: "bfloat16", Precision.FP16: "float16"}
 
@@ -39,6 +48,13 @@ class TransformersBackend(ModelBackend):
         self._model = model
         self._tokenizer = tokenizer
         self._facts = facts
+        self._static_reason = supports_slot_decoding(model)
+        if self._static_reason is not None:
+            logger.info(
+                "%s generates in static batches through model.generate, because %s.",
+                entry.name,
+                self._static_reason,
+            )
 
     @classmethod
     def load(
@@ -59,7 +75,12 @@ class TransformersBackend(ModelBackend):
         weights = locate_weights(entry)
         check_model_files(entry, weights)
         return cls.from_weights(
-            entry, weights, sha256_of(weights), settings.cache_dir, precision=precision, threads=threads
+            entry,
+            weights,
+            cached_sha256(weights, settings.cache_dir),
+            settings.cache_dir,
+            precision=precision,
+            threads=threads,
         )
 
     @classmethod
@@ -104,17 +125,55 @@ class TransformersBackend(ModelBackend):
     def generate_iter(
         self, requests: Sequence[ChatRequest], config: GenerationConfig
     ) -> Iterator[tuple[int, Generation]]:
+        return self.generate_stream(requests, config)
+
+    def generate_stream(
+        self,
+        requests: Sequence[ChatRequest],
+        config: GenerationConfig,
+        on_start: StartCallback | None = None,
+    ) -> Iterator[tuple[int, Generation]]:
+        """Yield ``(index, generation)`` as each reply ends, calling ``on_start`` as rows start.
+
+        Requests too long for the context are yielded first, as errors, and
+        never reach ``on_start``.
+        """
         encoded = [self._encode(request) for request in requests]
         limit = self.entry.context_length - config.max_new_tokens
         servable = []
         for index, ids in enumerate(encoded):
             if len(ids) > limit:
-                yield index, Generation(tokens_in=len(ids), error=_too_long(len(ids), config, self.entry))
+                error = too_long_message(len(ids), config, self.entry)
+                yield index, Generation(tokens_in=len(ids), error=error)
             else:
                 servable.append(index)
+        if self._static_reason is None:
+            yield from self._generate_continuous(servable, encoded, config, on_start)
+            return
         servable.sort(key=lambda index: len(encoded[index]))
         for batch_number, batch in enumerate(_batches(servable, encoded, config.batch_size)):
+            if on_start is not None:
+                on_start(batch)
             yield from self._generate_batch(batch, encoded, config, batch_number)
+
+    def _generate_continuous(
+        self,
+        servable: list[int],
+        encoded: list[list[int]],
+        config: GenerationConfig,
+        on_start: StartCallback | None,
+    ) -> Iterator[tuple[int, Generation]]:
+        decoder = SlotDecoder(
+            self._model, config, stop_ids=self._stop_ids(), pad_id=self._tokenizer.pad_token_id
+        )
+        for finished in decoder.run([(index, encoded[index]) for index in servable], on_start):
+            text = self._tokenizer.decode(finished.tokens, skip_special_tokens=True)
+            yield finished.index, Generation(
+                text=text,
+                tokens_in=len(encoded[finished.index]),
+                tokens_out=len(finished.tokens),
+                latency_s=finished.compute_s,
+            )
 
     def _encode(self, request: ChatRequest) -> list[int]:
         text = self.format_prompt(request)
@@ -175,30 +234,61 @@ def _load_folder(
     folder: Path, entry: ModelEntry, precision: Precision, threads: int | None
 ) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            folder, trust_remote_code=entry.trust_remote_code
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            folder,
-            dtype=getattr(torch, _TORCH_DTYPES[precision]),
-            trust_remote_code=entry.trust_remote_code,
-            use_safetensors=True,
-        )
+        tokenizer = load_tokenizer(folder, entry)
+        model = load_weights(folder, entry, getattr(torch, _TORCH_DTYPES[precision]))
     except (ValueError, OSError, KeyError, EOFError, RuntimeError) as error:
         raise ModelLoadError(
             f"Model {entry.name!r} could not be loaded from {str(folder)!r} "
             f"({type(error).__name__}: {error}). Check that the folder is a complete Hugging Face "
             "model with safetensors weights."
         ) from None
-    model.eval()
+    return model, tokenizer
+
+
+def load_tokenizer(folder: Path, entry: ModelEntry) -> Any:
+    """Load the tokenizer of a model folder, set up for left padding.
+
+    A folder whose tokenizer is a plain ``tokenizer.json`` (GGUF conversions
+    among them) loads it directly, skipping ``AutoTokenizer``'s class
+    resolution, which took 2–3 s of a warm start on a busy 2-vCPU machine
+    (transformers 5.25).
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if not entry.trust_remote_code and _plain_tokenizer_json(folder):
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=entry.trust_remote_code)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
+
+
+def _plain_tokenizer_json(folder: Path) -> bool:
+    """Return whether the folder's tokenizer is fully described by ``tokenizer.json``."""
+    config = folder / "tokenizer_config.json"
+    if not (folder / "tokenizer.json").is_file() or not config.is_file():
+        return False
+    try:
+        name = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return name in PLAIN_TOKENIZER_CLASSES
+
+
+def load_weights(folder: Path, entry: ModelEntry, dtype: Any) -> Any:
+    """Load the causal language model of a folder from its safetensors weights, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=dtype, trust_remote_code=entry.trust_remote_code, use_safetensors=True
+    )
+    model.eval()
+    return model
 
 
 def _batches(
@@ -224,7 +314,7 @@ def _strip_after_eos(tokens: list[int], stop_ids: set[int]) -> list[int]:
     return tokens
 
 
-def _too_long(tokens: int, config: GenerationConfig, entry: ModelEntry) -> str:
+def too_long_message(tokens: int, config: GenerationConfig, entry: ModelEntry) -> str:
     return (
         f"prompt is {tokens} tokens; with max_new_tokens={config.max_new_tokens} it exceeds "
         f"the {entry.context_length}-token context of {entry.name}. Shorten the prompt or "

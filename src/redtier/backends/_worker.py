@@ -5,15 +5,16 @@ Started inside a sandbox by :class:`~redtier.backends.SandboxedBackend` as
 first line on stdin is the load request::
 
     {"entry": {...ModelEntry...}, "weights": "/path", "sha256": "...",
-     "cache_dir": "/path", "precision": "fp32", "threads": 2}
+     "cache_dir": "/path", "runtime": "transformers", "precision": "fp32", "threads": 2}
 
 The worker answers ``{"ready": true, "facts": {...}}`` (or ``{"fatal": "..."}``
 and exits). Each later line is a generation request::
 
     {"requests": [{"prompt": "...", "system_prompt": null}, ...], "config": {...}}
 
-answered by one ``{"index": i, "generation": {...}}`` line per request and a
-final ``{"done": true}``. File descriptor 1 is pointed at stderr before
+answered by ``{"started": [i, ...]}`` lines as requests enter the batch, one
+``{"index": i, "generation": {...}}`` line per request as soon as its reply
+ends, and a final ``{"done": true}``. File descriptor 1 is pointed at stderr before
 anything is imported, so library output cannot corrupt the protocol.
 """
 
@@ -39,14 +40,15 @@ def _send(stream: IO[str], message: dict[str, Any]) -> None:
 
 
 def _load(message: dict[str, Any]) -> Any:
-    from redtier.backends._transformers import TransformersBackend
+    from redtier.backends._runtime import Runtime, load_from_weights
     from redtier.catalog import ModelEntry, Precision
 
-    return TransformersBackend.from_weights(
+    return load_from_weights(
         ModelEntry.model_validate(message["entry"]),
         Path(message["weights"]),
         message["sha256"],
         Path(message["cache_dir"]),
+        Runtime(message.get("runtime", Runtime.TRANSFORMERS.value)),
         precision=Precision(message.get("precision", "fp32")),
         threads=message.get("threads"),
     )
@@ -57,7 +59,11 @@ def _serve(backend: Any, message: dict[str, Any], stream: IO[str]) -> None:
 
     requests = [ChatRequest.model_validate(r) for r in message["requests"]]
     config = GenerationConfig.model_validate(message["config"])
-    for index, generation in backend.generate_iter(requests, config):
+
+    def started(indices: list[int]) -> None:
+        _send(stream, {"started": indices})
+
+    for index, generation in backend.generate_stream(requests, config, on_start=started):
         _send(stream, {"index": index, "generation": generation.model_dump()})
     _send(stream, {"done": True})
 

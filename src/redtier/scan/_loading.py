@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from redtier.backends import ModelBackend, SandboxedBackend, TransformersBackend, WorkerOptions
+from redtier.backends import ModelBackend, Runtime, SandboxedBackend, WorkerOptions, load_model
 from redtier.catalog import ModelEntry, Precision
 from redtier.sandbox import Limits, get_sandbox
 from redtier.settings import Settings
@@ -23,6 +23,7 @@ def load_backend(
     threads: int | None = None,
     limits: Limits | None = None,
     batch_timeout_s: float | None = None,
+    runtime: Runtime = Runtime.TRANSFORMERS,
 ) -> ModelBackend:
     """Load ``entry`` in a worker inside ``sandbox``, or in this process when ``sandbox`` is ``none``.
 
@@ -30,7 +31,8 @@ def load_backend(
     ``limits`` caps the worker (by default sized from the model's memory
     estimate), and ``batch_timeout_s`` is the wall time one batch may take
     before the worker is killed and that batch's attempts are stored as
-    errors. Neither applies without a sandbox, which the log says.
+    errors. Neither applies without a sandbox, which the log says. ``runtime``
+    names the library that runs the model (llama.cpp is an optional extra).
     """
     if sandbox == NO_SANDBOX:
         logger.warning(
@@ -38,10 +40,10 @@ def load_backend(
             entry.name,
             ", and no memory or time limit applies" if limits is not None else "",
         )
-        return TransformersBackend.load(entry, settings, precision=precision, threads=threads)
+        return load_model(entry, settings, runtime, precision=precision, threads=threads)
     chosen = get_sandbox(sandbox)
     logger.info("Model worker sandbox: %s", chosen.describe())
-    options = WorkerOptions(precision=precision, threads=threads, limits=limits)
+    options = WorkerOptions(runtime=runtime, precision=precision, threads=threads, limits=limits)
     if batch_timeout_s is not None:
         options = options.model_copy(update={"batch_timeout_s": batch_timeout_s})
     return SandboxedBackend.start(entry, settings, chosen, options)

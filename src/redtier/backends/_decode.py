@@ -1,0 +1,317 @@
+"""Continuous batching over a causal language model's forward pass.
+
+:class:`SlotDecoder` keeps up to ``batch_size`` rows generating at once. A row
+leaves the batch at the step where it produces an end-of-sequence token or
+reaches its token budget, and the caller receives it at once. Waiting prompts
+are then prefilled and join the running batch in the freed places.
+
+The key/value cache is one preallocated buffer per layer, shaped
+``(slots, kv_heads, capacity, head_dim)``. Each slot holds one row, and rows
+are ragged: a row's tokens fill the columns from ``start`` to ``write``, and a
+boolean attention mask hides every other column. Because each row carries its
+own position ids, a row's columns need not line up with any other row's, so
+rows can leave and join without shifting the rest of the cache, and no step
+reallocates it (transformers' ``DynamicCache`` concatenates, which copies the
+whole cache at every step). Active rows always fill slots ``0..active-1``: a
+finished row's slot is filled by moving the last active row into it.
+
+Greedy decoding picks the same tokens as ``model.generate`` run one prompt at a
+time, up to floating-point differences between batched and unbatched matrix
+products, which the backend tests check on the bundled model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import time
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redtier.backends._base import GenerationConfig
+from redtier.backends._slot_cache import Rows, SlotCache
+
+logger = logging.getLogger(__name__)
+
+MAX_CACHE_BYTES = 512 * 1024**2
+"""Memory for the key/value cache of one batch; longer prompts get fewer rows."""
+MAX_PREFILL_TOKENS = 4096
+"""Padded prompt tokens in one prefill forward pass, which bounds its activations."""
+REFILL_DIVISOR = 8
+"""New prompts are prefilled once ``batch_size // REFILL_DIVISOR`` slots (at least one) are free,
+so that a prefill pass serves several rows."""
+CAPACITY_STEP = 64
+"""Cache capacity is rounded up to this many columns, so it grows in few reallocations."""
+SUPPORTED_ATTENTION = ("sdpa", "eager")
+
+StartCallback = Callable[[list[int]], None]
+"""Called with the request indices that have just entered the batch."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One row's generated token ids (without the end-of-sequence token)."""
+
+    index: int
+    tokens: list[int]
+    compute_s: float
+    """Wall time of the forward passes the row took part in, each divided by the rows in it."""
+
+
+def supports_slot_decoding(model: Any) -> str | None:
+    """Return why ``model`` cannot use :class:`SlotDecoder`, or None when it can."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        return "it is an encoder-decoder model"
+    attention = getattr(config, "_attn_implementation", None)
+    if attention not in SUPPORTED_ATTENTION:
+        return f"its attention implementation is {attention!r}"
+    layers = DynamicCache(config=config).layers
+    if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+        return "its cache has sliding-window, linear or shared layers"
+    parameters = inspect.signature(model.forward).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for name in ("cache", "logits_to_keep", "position_ids", "attention_mask"):
+        if name not in parameters and not takes_any:
+            return f"its forward() has no {name!r} argument"
+    return None
+
+
+class SlotDecoder:
+    """Generates for many prompts with continuous batching; see the module docstring."""
+
+    def __init__(
+        self,
+        model: Any,
+        config: GenerationConfig,
+        *,
+        stop_ids: set[int],
+        pad_id: int,
+        cache_bytes: int = MAX_CACHE_BYTES,
+    ) -> None:
+        import torch
+
+        self._torch = torch
+        self._model = model
+        self._config = config
+        self._stop_ids = stop_ids
+        self._pad_id = pad_id
+        text = model.config.get_text_config(decoder=True)
+        layers = text.num_hidden_layers
+        kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        dtype_bytes = torch.finfo(model.dtype).bits // 8
+        per_token = 2 * layers * kv_heads * head_dim * dtype_bytes
+        self._cache_tokens = max(1, cache_bytes // per_token)
+        self._eager = model.config._attn_implementation == "eager"
+        self._dtype = model.dtype
+        self._cache = SlotCache(layers)
+        self._rows = Rows()
+
+    def run(
+        self, prompts: Sequence[tuple[int, Sequence[int]]], on_start: StartCallback | None = None
+    ) -> Iterator[Finished]:
+        """Yield one :class:`Finished` per ``(index, prompt token ids)``, as each row completes.
+
+        Prompts are admitted shortest first. ``on_start`` is called with the
+        indices of each group of rows as it enters the batch.
+        """
+        torch = self._torch
+        waiting = sorted(prompts, key=lambda item: len(item[1]), reverse=True)
+        try:
+            while waiting or self._rows.active:
+                group = []
+                if waiting and self._room() >= self._refill_threshold():
+                    group = self._take_group(waiting)
+                if group and on_start is not None:
+                    on_start([index for index, _ in group])
+                # Cache tensors are made in inference mode and may only change inside it,
+                # but the caller's code between yields must not run in it.
+                with torch.inference_mode():
+                    finished = self._prefill(group) if group else self._step()
+                yield from finished
+        finally:
+            self._cache.release()
+
+    def _room(self) -> int:
+        return self._config.batch_size - self._rows.active
+
+    def _refill_threshold(self) -> int:
+        if self._rows.active == 0:
+            return 1
+        return max(1, self._config.batch_size // REFILL_DIVISOR)
+
+    def _take_group(
+        self, waiting: list[tuple[int, Sequence[int]]]
+    ) -> list[tuple[int, Sequence[int]]]:
+        """Pop the next prompts that fit the free slots, the prefill limit and the cache budget."""
+        budget = self._config.max_new_tokens
+        active = self._rows.active
+        group: list[tuple[int, Sequence[int]]] = []
+        while waiting and len(group) < self._room():
+            longest = len(waiting[-1][1])
+            rows = active + len(group) + 1
+            capacity = max(self._rows.capacity_needed(), longest + budget)
+            too_many_tokens = longest * (len(group) + 1) > MAX_PREFILL_TOKENS
+            too_much_cache = rows * _round_up(capacity) > self._cache_tokens
+            if group and too_many_tokens:
+                break
+            if (group or active) and too_much_cache:
+                break
+            group.append(waiting.pop())
+        return group
+
+    def _prefill(self, group: list[tuple[int, Sequence[int]]]) -> list[Finished]:
+        """Prefill the prompts of ``group`` into free slots and choose their first tokens."""
+        torch = self._torch
+        started = time.perf_counter()
+        rows = self._rows
+        first = rows.active
+        count = len(group)
+        width = max(len(ids) for _, ids in group)
+        needed = _round_up(max(rows.capacity_needed(), width + self._config.max_new_tokens))
+        if needed > self._cache.capacity or first + count > self._cache.slots:
+            capacity = max(needed, self._cache.capacity)
+            slots = max(first + count, min(self._config.batch_size, self._cache_tokens // capacity))
+            self._cache.resize(slots, capacity, first)
+        rows.ensure(self._cache.slots)
+
+        ids = torch.full((count, width), self._pad_id, dtype=torch.long)
+        valid = torch.zeros((count, width), dtype=torch.bool)
+        for row, (_, prompt) in enumerate(group):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            valid[row, width - len(prompt) :] = True
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        causal = torch.ones((width, width), dtype=torch.bool).tril()
+        allowed = (causal[None] & valid[:, None, :]) | torch.eye(width, dtype=torch.bool)[None]
+        self._cache.state.set_prefill(first, count)
+        logits = self._forward(ids, positions, allowed[:, None])
+
+        for row, (index, prompt) in enumerate(group):
+            rows.admit(
+                first + row,
+                index=index,
+                start=width - len(prompt),
+                length=len(prompt),
+                write=width,
+                reach=width + self._config.max_new_tokens,
+                generator=self._generator(prompt),
+            )
+        return self._advance(first, logits, time.perf_counter() - started)
+
+    def _step(self) -> list[Finished]:
+        """Generate one token for every active row."""
+        torch = self._torch
+        started = time.perf_counter()
+        rows = self._rows
+        active = rows.active
+        write = rows.write[:active]
+        view = int(write.max()) + 1
+        columns = torch.arange(view)
+        allowed = (columns[None] >= rows.start[:active, None]) & (columns[None] <= write[:, None])
+        self._cache.state.set_decode(active, write, view)
+        logits = self._forward(
+            rows.last[:active, None], rows.length[:active, None], allowed[:, None, None]
+        )
+        rows.write[:active] += 1
+        rows.length[:active] += 1
+        return self._advance(0, logits, time.perf_counter() - started)
+
+    def _forward(self, ids: Any, positions: Any, allowed: Any) -> Any:
+        torch = self._torch
+        if self._eager:
+            mask = torch.zeros(allowed.shape, dtype=self._dtype)
+            mask.masked_fill_(~allowed, torch.finfo(self._dtype).min)
+        else:
+            mask = allowed
+        output = self._model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=self._cache.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return output.logits[:, -1, :].float()
+
+    def _advance(self, first: int, logits: Any, elapsed: float) -> list[Finished]:
+        """Append each row's next token, from ``first`` on, and release the rows that finished."""
+        rows = self._rows
+        count = logits.shape[0]
+        chosen = self._choose(first, logits)
+        rows.last[first : first + count] = self._torch.tensor(chosen, dtype=self._torch.long)
+        share = elapsed / count
+        done: list[int] = []
+        for offset, token in enumerate(chosen):
+            slot = first + offset
+            rows.compute_s[slot] += share
+            if token in self._stop_ids:
+                done.append(slot)
+                continue
+            rows.tokens[slot].append(token)
+            if len(rows.tokens[slot]) >= self._config.max_new_tokens:
+                done.append(slot)
+        if not done:
+            return []
+        finished = [
+            Finished(
+                index=rows.index[slot], tokens=rows.tokens[slot], compute_s=rows.compute_s[slot]
+            )
+            for slot in done
+        ]
+        moves = rows.release(done)
+        if moves:
+            self._cache.move(moves)
+        return finished
+
+    def _choose(self, first: int, logits: Any) -> list[int]:
+        torch = self._torch
+        config = self._config
+        if config.temperature <= 0:
+            return [int(token) for token in logits.argmax(dim=-1).tolist()]
+        probabilities = _top_p(torch.softmax(logits / config.temperature, dim=-1), config.top_p)
+        chosen = []
+        for offset in range(logits.shape[0]):
+            generator = self._rows.generator[first + offset]
+            chosen.append(int(torch.multinomial(probabilities[offset], 1, generator=generator)))
+        return chosen
+
+    def _generator(self, prompt: Sequence[int]) -> Any:
+        """Return the row's sampling generator, or None when decoding is greedy."""
+        if self._config.temperature <= 0:
+            return None
+        generator = self._torch.Generator()
+        generator.manual_seed(row_seed(self._config.seed, prompt))
+        return generator
+
+
+def row_seed(seed: int, prompt: Sequence[int]) -> int:
+    """Return a 63-bit sampling seed made from the scan seed and the prompt's token ids.
+
+    Seeding each row from its own prompt makes its sample independent of which
+    rows share its batch, so a resumed scan draws the same samples.
+    """
+    digest = hashlib.sha256(str(seed).encode() + b"\0" + array("q", prompt).tobytes()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _top_p(probabilities: Any, top_p: float) -> Any:
+    """Zero the tokens outside the smallest set whose probability reaches ``top_p``, per row."""
+    import torch
+
+    if top_p >= 1.0:
+        return probabilities
+    ordered, order = probabilities.sort(dim=-1, descending=True)
+    before = ordered.cumsum(dim=-1) - ordered
+    ordered = ordered.masked_fill(before >= top_p, 0.0)
+    return torch.zeros_like(probabilities).scatter(-1, order, ordered)
+
+
+def _round_up(columns: int) -> int:
+    return -(-columns // CAPACITY_STEP) * CAPACITY_STEP
