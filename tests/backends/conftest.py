@@ -35,7 +35,7 @@ def generate_alone(
 
 @pytest.fixture(scope="session")
 def requests_of_many_lengths() -> list[ChatRequest]:
-    """Prompts from a few tokens to about 900, with and without a system prompt."""
+    """Prompts of 23 to about 1,000 tokens after the chat template, with and without a system prompt."""
     story = (
         "The lighthouse keeper rowed out at dawn, counted the gulls on the breakwater, and wrote "
         "the tide times in a ledger that nobody had read for years. "
