@@ -42,8 +42,13 @@ logger = logging.getLogger(__name__)
 
 MAX_CACHE_BYTES = 512 * 1024**2
 """Memory for the key/value cache of one batch; longer prompts get fewer rows."""
-MAX_PREFILL_TOKENS = 4096
+MAX_PREFILL_TOKENS = 8192
 """Padded prompt tokens in one prefill forward pass, which bounds its activations."""
+MAX_PADDING_SHARE = 0.2
+"""Largest share of padding in a prefill pass; a longer prompt waits for the next pass, since
+padding costs as much compute as real tokens."""
+MIN_SHARED_PREFIX = 8
+"""Fewest leading tokens a prefill group must share before they are computed once for the group."""
 REFILL_DIVISOR = 8
 """New prompts are prefilled once ``batch_size // REFILL_DIVISOR`` slots (at least one) are free,
 so that a prefill pass serves several rows."""
@@ -158,26 +163,36 @@ class SlotDecoder:
         budget = self._config.max_new_tokens
         active = self._rows.active
         group: list[tuple[int, Sequence[int]]] = []
+        real = 0
         while waiting and len(group) < self._room():
             longest = len(waiting[-1][1])
+            padded = longest * (len(group) + 1)
             rows = active + len(group) + 1
             capacity = max(self._rows.capacity_needed(), longest + budget)
-            too_many_tokens = longest * (len(group) + 1) > MAX_PREFILL_TOKENS
+            too_many_tokens = padded > MAX_PREFILL_TOKENS
+            too_much_padding = padded - real - longest > MAX_PADDING_SHARE * padded
             too_much_cache = rows * _round_up(capacity) > self._cache_tokens
-            if group and too_many_tokens:
+            if group and (too_many_tokens or too_much_padding):
                 break
             if (group or active) and too_much_cache:
                 break
             group.append(waiting.pop())
+            real += longest
         return group
 
     def _prefill(self, group: list[tuple[int, Sequence[int]]]) -> list[Finished]:
-        """Prefill the prompts of ``group`` into free slots and choose their first tokens."""
+        """Prefill the prompts of ``group`` into free slots and choose their first tokens.
+
+        When the group's prompts start with the same tokens (a chat template's
+        default system prompt, a probe's system prompt), that prefix is run once,
+        in the first slot, and its keys and values are copied to the other slots.
+        """
         torch = self._torch
         started = time.perf_counter()
         rows = self._rows
         first = rows.active
         count = len(group)
+        shared = shared_prefix([ids for _, ids in group])
         width = max(len(ids) for _, ids in group)
         needed = _round_up(max(rows.capacity_needed(), width + self._config.max_new_tokens))
         if needed > self._cache.capacity or first + count > self._cache.slots:
@@ -185,29 +200,50 @@ class SlotDecoder:
             slots = max(first + count, min(self._config.batch_size, self._cache_tokens // capacity))
             self._cache.resize(slots, capacity, first)
         rows.ensure(self._cache.slots)
+        if shared:
+            self._prefill_prefix(first, count, group[0][1][:shared])
 
-        ids = torch.full((count, width), self._pad_id, dtype=torch.long)
-        valid = torch.zeros((count, width), dtype=torch.bool)
+        rest = width - shared
+        ids = torch.full((count, rest), self._pad_id, dtype=torch.long)
+        valid = torch.zeros((count, rest), dtype=torch.bool)
         for row, (_, prompt) in enumerate(group):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            ids[row, width - len(prompt) :] = torch.tensor(prompt[shared:], dtype=torch.long)
             valid[row, width - len(prompt) :] = True
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        causal = torch.ones((width, width), dtype=torch.bool).tril()
-        allowed = (causal[None] & valid[:, None, :]) | torch.eye(width, dtype=torch.bool)[None]
-        self._cache.state.set_prefill(first, count)
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0) + shared
+        causal = torch.ones((rest, rest), dtype=torch.bool).tril()
+        allowed = (causal[None] & valid[:, None, :]) | torch.eye(rest, dtype=torch.bool)[None]
+        if shared:
+            prefix = torch.ones((count, rest, shared), dtype=torch.bool)
+            allowed = torch.cat([prefix, allowed], dim=-1)
+        self._cache.state.set_prefill(first, count, offset=shared)
         logits = self._forward(ids, positions, allowed[:, None])
 
         for row, (index, prompt) in enumerate(group):
             rows.admit(
                 first + row,
                 index=index,
-                start=width - len(prompt),
+                shared=shared,
+                start=width - len(prompt) + shared,
                 length=len(prompt),
                 write=width,
                 reach=width + self._config.max_new_tokens,
                 generator=self._generator(prompt),
             )
         return self._advance(first, logits, time.perf_counter() - started)
+
+    def _prefill_prefix(self, first: int, count: int, prefix: Sequence[int]) -> None:
+        """Write the keys and values of ``prefix`` to columns ``0..len(prefix)-1`` of the group's slots."""
+        torch = self._torch
+        length = len(prefix)
+        allowed = torch.ones((length, length), dtype=torch.bool).tril()
+        self._cache.state.set_prefill(first, 1)
+        self._forward(
+            torch.tensor([list(prefix)], dtype=torch.long),
+            torch.arange(length)[None],
+            allowed[None, None],
+        )
+        if count > 1:
+            self._cache.share(first, first + 1, count - 1, length)
 
     def _step(self) -> list[Finished]:
         """Generate one token for every active row."""
@@ -217,8 +253,10 @@ class SlotDecoder:
         active = rows.active
         write = rows.write[:active]
         view = int(write.max()) + 1
-        columns = torch.arange(view)
-        allowed = (columns[None] >= rows.start[:active, None]) & (columns[None] <= write[:, None])
+        columns = torch.arange(view)[None]
+        allowed = (columns < rows.shared[:active, None]) | (
+            (columns >= rows.start[:active, None]) & (columns <= write[:, None])
+        )
         self._cache.state.set_decode(active, write, view)
         logits = self._forward(
             rows.last[:active, None], rows.length[:active, None], allowed[:, None, None]
@@ -303,6 +341,23 @@ def row_seed(seed: int, prompt: Sequence[int]) -> int:
     """
     digest = hashlib.sha256(str(seed).encode() + b"\0" + array("q", prompt).tobytes()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def shared_prefix(prompts: Sequence[Sequence[int]]) -> int:
+    """Return how many leading tokens every prompt shares, or 0 when sharing them saves little.
+
+    Each prompt keeps at least one token of its own, whose logits choose its first new token.
+    """
+    if len(prompts) < 2:
+        return 0
+    first = prompts[0]
+    length = min(len(prompt) for prompt in prompts) - 1
+    for prompt in prompts[1:]:
+        length = next(
+            (position for position in range(length) if prompt[position] != first[position]),
+            length,
+        )
+    return length if length >= MIN_SHARED_PREFIX else 0
 
 
 def _top_p(probabilities: Any, top_p: float) -> Any:

@@ -24,8 +24,10 @@ class Rows:
     tokens: list[list[int]] = field(default_factory=list)
     compute_s: list[float] = field(default_factory=list)
     generator: list[Any] = field(default_factory=list)
+    shared: Any = None
+    """Columns ``0..shared-1`` hold the prompt prefix that the row shares with its prefill group."""
     start: Any = None
-    """First cache column of each row's prompt."""
+    """First cache column of the rest of each row's prompt."""
     write: Any = None
     """Cache column the row's next token is written to."""
     length: Any = None
@@ -46,11 +48,14 @@ class Rows:
         self.compute_s += [0.0] * grow
         self.generator += [None] * grow
         self.reach += [0] * grow
-        tensors = [torch.zeros(slots, dtype=torch.long) for _ in range(4)]
+        tensors = [torch.zeros(slots, dtype=torch.long) for _ in range(5)]
         if self.start is not None:
-            for new, old in zip(tensors, (self.start, self.write, self.length, self.last)):
+            for new, old in zip(tensors, self._tensors()):
                 new[: old.shape[0]] = old
-        self.start, self.write, self.length, self.last = tensors
+        self.shared, self.start, self.write, self.length, self.last = tensors
+
+    def _tensors(self) -> tuple[Any, ...]:
+        return (self.shared, self.start, self.write, self.length, self.last)
 
     def capacity_needed(self) -> int:
         return max(self.reach[: self.active], default=0)
@@ -60,6 +65,7 @@ class Rows:
         slot: int,
         *,
         index: int,
+        shared: int,
         start: int,
         length: int,
         write: int,
@@ -70,6 +76,7 @@ class Rows:
         self.tokens[slot] = []
         self.compute_s[slot] = 0.0
         self.generator[slot] = generator
+        self.shared[slot] = shared
         self.start[slot] = start
         self.write[slot] = write
         self.length[slot] = length
@@ -89,7 +96,7 @@ class Rows:
             self.compute_s[target] = self.compute_s[source]
             self.generator[target] = self.generator[source]
             self.reach[target] = self.reach[source]
-            for tensor in (self.start, self.write, self.length, self.last):
+            for tensor in self._tensors():
                 tensor[target] = tensor[source]
         for slot in range(remaining, self.active):
             self.tokens[slot] = []
@@ -105,14 +112,20 @@ class SlotState:
         self.prefill = True
         self.first = 0
         self.count = 0
+        self.offset = 0
         self.write: Any = None
         self.view = 0
         self.rows: Any = None
 
-    def set_prefill(self, first: int, count: int) -> None:
+    def set_prefill(self, first: int, count: int, offset: int = 0) -> None:
+        """Write the next pass's keys to columns from ``offset`` on, in slots ``first..first+count-1``.
+
+        With a nonzero ``offset`` the pass also attends to the columns before it.
+        """
         self.prefill = True
         self.first = first
         self.count = count
+        self.offset = offset
 
     def set_decode(self, count: int, write: Any, view: int) -> None:
         import torch
@@ -155,6 +168,11 @@ class SlotCache:
         for layer in self.layers:
             layer.move(sources, targets)
 
+    def share(self, source: int, first: int, count: int, columns: int) -> None:
+        """Copy the first ``columns`` columns of slot ``source`` into slots ``first..first+count-1``."""
+        for layer in self.layers:
+            layer.share(source, first, count, columns)
+
     def release(self) -> None:
         for layer in self.layers:
             layer.keys = layer.values = None
@@ -196,9 +214,14 @@ def _slot_layer_class() -> type:
             state = self._owner.state
             if state.prefill:
                 end = state.first + state.count
-                self.keys[state.first : end, :, : key_states.shape[2]] = key_states
-                self.values[state.first : end, :, : value_states.shape[2]] = value_states
-                return key_states, value_states
+                columns = state.offset + key_states.shape[2]
+                self.keys[state.first : end, :, state.offset : columns] = key_states
+                self.values[state.first : end, :, state.offset : columns] = value_states
+                if state.offset == 0:
+                    return key_states, value_states
+                return self.keys[state.first : end, :, :columns], self.values[
+                    state.first : end, :, :columns
+                ]
             self.keys[state.rows, :, state.write] = key_states[:, :, 0]
             self.values[state.rows, :, state.write] = value_states[:, :, 0]
             return self.keys[: state.count, :, : state.view], self.values[
@@ -207,7 +230,7 @@ def _slot_layer_class() -> type:
 
         def get_seq_length(self) -> int:
             state = self._owner.state
-            return 0 if state.prefill else state.view - 1
+            return state.offset if state.prefill else state.view - 1
 
         def resize(self, slots: int, capacity: int, keep: int) -> None:
             if not self.is_initialized:
@@ -223,6 +246,12 @@ def _slot_layer_class() -> type:
             keys[:keep, :, :old] = self.keys[:keep]
             values[:keep, :, :old] = self.values[:keep]
             self.keys, self.values = keys, values
+
+        def share(self, source: int, first: int, count: int, columns: int) -> None:
+            if self.is_initialized:
+                end = first + count
+                self.keys[first:end, :, :columns] = self.keys[source : source + 1, :, :columns]
+                self.values[first:end, :, :columns] = self.values[source : source + 1, :, :columns]
 
         def move(self, sources: Any, targets: Any) -> None:
             if self.is_initialized:
