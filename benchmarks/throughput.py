@@ -16,7 +16,7 @@ token budget and greedy decoding, each in its own process:
     at batch size 64, and again in bf16 (whose replies differ from fp32's).
 
 Then it measures the machine's fp32 matmul rate, the steps of a warm model
-load, a real sandboxed scan of ``--memory-attempts`` prompts for peak memory,
+load, a profile of the decoder alone, a real sandboxed scan of ``--memory-attempts`` prompts for peak memory,
 and a scan of ``--growth-attempts`` prompts with the scripted model (real
 judging and storage, no generation) for the scan process's memory growth.
 
@@ -269,9 +269,16 @@ def role_redtier(args: argparse.Namespace) -> dict[str, Any]:
         nonlocal done
         done += 1
         if done % args.checkpoint_every == 0 or done == len(prompts):
-            worker = sum(p.memory_info().rss for p in _worker_processes(me))
+            workers = [p.memory_full_info() for p in _worker_processes(me)]
+            main = me.memory_full_info()
             checkpoints.append(
-                {"attempts": done, "main_rss": me.memory_info().rss, "worker_rss": worker}
+                {
+                    "attempts": done,
+                    "main_rss": main.rss,
+                    "worker_rss": sum(w.rss for w in workers),
+                    "main_pss": main.pss,
+                    "worker_pss": sum(w.pss for w in workers),
+                }
             )
 
     started = time.perf_counter()
@@ -384,7 +391,84 @@ def role_load(args: argparse.Namespace) -> dict[str, Any]:
     return {"steps": steps, "tokens": 0, "outputs": []}
 
 
-ROLES = {"plain": role_plain, "redtier": role_redtier, "growth": role_growth, "load": role_load}
+def role_profile(args: argparse.Namespace) -> dict[str, Any]:
+    """Profile redtier's decoder in this process: prefill against decode, and each decode step's operators."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from redtier.backends import ChatRequest, GenerationConfig, TransformersBackend
+    from redtier.backends._decode import SlotDecoder
+    from redtier.catalog import DEFAULT_MODEL, load_catalog
+    from redtier.settings import Settings
+
+    settings = Settings(db_url="sqlite://", cache_dir=Path(args.cache_dir))
+    backend = TransformersBackend.load(
+        load_catalog().get(DEFAULT_MODEL), settings, threads=args.threads
+    )
+    model, tokenizer = backend._model, backend._tokenizer
+    prompts = json.loads(Path(args.prompts_file).read_text(encoding="utf-8"))
+    encoded = [(i, backend._encode(ChatRequest(prompt=p))) for i, p in enumerate(prompts)]
+    config = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+
+    def decoder() -> SlotDecoder:
+        return SlotDecoder(
+            model, config, stop_ids=backend._stop_ids(), pad_id=tokenizer.pad_token_id
+        )
+
+    plain = decoder()
+    started = time.perf_counter()
+    tokens = sum(len(finished.tokens) for finished in plain.run(encoded))
+    elapsed = time.perf_counter() - started
+    profiled = decoder()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        list(profiled.run(encoded))
+    groups = {"matrix multiplies": 0.0, "attention": 0.0, "everything else": 0.0}
+    for event in profiler.key_averages():
+        if event.key in ("aten::mm", "aten::addmm", "aten::bmm"):
+            groups["matrix multiplies"] += event.self_cpu_time_total
+        elif "scaled_dot_product" in event.key:
+            groups["attention"] += event.self_cpu_time_total
+        else:
+            groups["everything else"] += event.self_cpu_time_total
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    stats = plain.stats
+    return {
+        "tokens": tokens,
+        "generate_s": elapsed,
+        "outputs": [],
+        "stats": stats.__dict__,
+        "stats_text": stats.describe(),
+        "operator_share": {name: value / sum(groups.values()) for name, value in groups.items()},
+        "weight_bytes": weight_bytes,
+        "stream_gb_s": streaming_rate(model, torch),
+    }
+
+
+def streaming_rate(model: Any, torch: Any) -> float:
+    """Return how fast one row times the output embedding reads that matrix, in GB/s.
+
+    With one row the product is bound by memory, not arithmetic, so this is the
+    rate at which a decode step can read weights that do not fit in the caches.
+    """
+    weight = model.get_output_embeddings().weight
+    row = torch.randn(1, weight.shape[1], dtype=weight.dtype)
+    with torch.inference_mode():
+        for _ in range(3):
+            row @ weight.T
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 2.0:
+            row @ weight.T
+            count += 1
+    return weight.numel() * weight.element_size() * count / (time.perf_counter() - started) / 1e9
+
+
+ROLES = {
+    "plain": role_plain,
+    "redtier": role_redtier,
+    "growth": role_growth,
+    "load": role_load,
+    "profile": role_profile,
+}
 
 
 # --- machine facts -----------------------------------------------------------------------------
@@ -536,7 +620,29 @@ def figure_lines(
     if "load" in extra:
         steps = ", ".join(f"{name} {value:.2f} s" for name, value in extra["load"]["steps"].items())
         lines.append(f"- In-process load steps: {steps} (load avg {loads(extra['load'])}).")
-    return lines + memory_lines(extra) + target_lines(results, extra)
+    return lines + profile_lines(extra) + memory_lines(extra) + target_lines(results, extra)
+
+
+def profile_lines(extra: dict[str, Any]) -> list[str]:
+    """Return the decoder profile: prefill against decode, operator shares, the weight-reading floor."""
+    if "profile" not in extra:
+        return []
+    found = extra["profile"]
+    stats = found["stats"]
+    shares = ", ".join(
+        f"{name} {100 * share:.0f}%" for name, share in found["operator_share"].items()
+    )
+    read_ms = 1000 * found["weight_bytes"] / (found["stream_gb_s"] * 1e9)
+    step_ms = 1000 * stats["step_s"] / max(1, stats["steps"])
+    rows = stats["step_rows"] / max(1, stats["steps"])
+    return [
+        f"- Profile of the decoder alone (in one process, no sandbox, no judging: "
+        f"{rate(found):.0f} tokens/s): {found['stats_text']}. Operator time: {shares}.",
+        f"- One row times the output embedding reads weights at {found['stream_gb_s']:.1f} GB/s, "
+        f"so reading the model's {mib(found['weight_bytes'])} of weights takes {read_ms:.0f} ms. "
+        f"Every decode step pays that, whatever its rows; a step of {rows:.1f} rows took "
+        f"{step_ms:.0f} ms.",
+    ]
 
 
 def compute_line(facts: dict[str, Any], ours: dict[str, Any]) -> str:
@@ -563,15 +669,17 @@ def memory_lines(extra: dict[str, Any]) -> list[str]:
     if "scan" in extra:
         scan = extra["scan"]
         series = ", ".join(
-            f"{p['attempts']:,}: {mib(p['main_rss'])} + {mib(p['worker_rss'])}"
+            f"{p['attempts']:,}: {mib(p['main_rss'])} + {mib(p['worker_rss'])} "
+            f"(PSS {mib(p['main_pss'] + p['worker_pss'])})"
             for p in scan["checkpoints"]
         )
         lines.append(
             f"- Memory of a real {scan['stored']:,}-attempt sandboxed scan (at most "
             f"{scan['max_new_tokens']} new tokens, {scan['tokens']:,} generated in "
             f"{scan['generate_s']:.0f} s): peak RSS of the process tree "
-            f"{mib(scan['peak_rss_bytes'])}. Scan process + model worker after N attempts: "
-            f"{series} (load avg {loads(scan)})."
+            f"{mib(scan['peak_rss_bytes'])}. RSS of the scan process + the model worker after N "
+            f"attempts, with the two processes' summed proportional set size, which counts the "
+            f"library pages they share once: {series} (load avg {loads(scan)})."
         )
     if "growth" in extra:
         points = extra["growth"]["checkpoints"]
@@ -656,7 +764,11 @@ def parse_args() -> argparse.Namespace:
         default=1000,
         help="attempts of the real memory scan; 0 skips it",
     )
-    add("--memory-max-new-tokens", type=int, default=128, help="token budget of the memory scan")
+    add(
+        "--memory-max-new-tokens",
+        type=int,
+        help="token budget of the memory scan (default: --max-new-tokens)",
+    )
     add(
         "--growth-attempts",
         type=int,
@@ -737,18 +849,20 @@ def main() -> None:
     extra: dict[str, Any] = {
         "load": run_role(self_role("load", folder=folder, threads=args.threads))
     }
+    progress("the decoder profile")
+    extra["profile"] = run_role(
+        self_role("profile", batch_size=args.batch_size, cache_dir=cache_dir, **common),
+        env=offline_env(),
+    )
     if args.memory_attempts:
         progress(f"a {args.memory_attempts}-attempt scan for memory")
         many_file = work / "many.json"
         many_file.write_text(json.dumps(many_prompts(args.memory_attempts)), encoding="utf-8")
-        memory_scan = {
-            **scan,
-            "prompts_file": many_file,
-            "max_new_tokens": args.memory_max_new_tokens,
-        }
+        memory_tokens = args.memory_max_new_tokens or args.max_new_tokens
+        memory_scan = {**scan, "prompts_file": many_file, "max_new_tokens": memory_tokens}
         memory_scan["checkpoint_every"] = max(1, args.memory_attempts // 4)
         extra["scan"] = run_role(self_role("redtier", batch_size=args.batch_size, **memory_scan))
-        extra["scan"]["max_new_tokens"] = args.memory_max_new_tokens
+        extra["scan"]["max_new_tokens"] = memory_tokens
     if args.growth_attempts:
         progress(f"a {args.growth_attempts}-attempt scripted scan for memory growth")
         extra["growth"] = run_role(

@@ -184,6 +184,13 @@ def test_shared_system_prompt_is_prefilled_once_per_group(
 
     assert prefixes == [shared_prefix(encoded)]
     assert prefixes[0] > 20, "the system prompt and the template's start are shared"
+    stats = decoder.stats
+    assert stats.prefill_passes == 1
+    assert stats.shared_tokens == prefixes[0] * 3
+    assert stats.prefill_tokens + stats.shared_tokens == sum(map(len, encoded))
+    # Prefill chose each row's first token; a decode step gave each other token, or an end.
+    generated = sum(map(len, batched.values()))
+    assert generated - len(encoded) <= stats.step_rows <= generated
     for index, request in enumerate(requests):
         assert batched[index] == generate_alone(bundled_model, request, BUDGET), f"request {index}"
 

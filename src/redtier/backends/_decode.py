@@ -70,6 +70,30 @@ class Finished:
     """Wall time of the forward passes the row took part in, each divided by the rows in it."""
 
 
+@dataclass
+class DecodeStats:
+    """Where a :class:`SlotDecoder`'s time went, for logs and benchmarks."""
+
+    prefill_passes: int = 0
+    prefill_tokens: int = 0
+    """Prompt tokens run through the model, shared prefixes counted once per group."""
+    shared_tokens: int = 0
+    """Prompt tokens that shared prefixes saved."""
+    prefill_s: float = 0.0
+    steps: int = 0
+    step_rows: int = 0
+    """Rows summed over decode steps; divided by ``steps``, the mean batch occupancy."""
+    step_s: float = 0.0
+
+    def describe(self) -> str:
+        rows = self.step_rows / self.steps if self.steps else 0.0
+        return (
+            f"prefill {self.prefill_s:.1f} s for {self.prefill_tokens} prompt tokens in "
+            f"{self.prefill_passes} passes ({self.shared_tokens} more were shared); decode "
+            f"{self.step_s:.1f} s over {self.steps} steps of {rows:.1f} rows on average"
+        )
+
+
 def supports_slot_decoding(model: Any) -> str | None:
     """Return why ``model`` cannot use :class:`SlotDecoder`, or None when it can."""
     from transformers import DynamicCache
@@ -122,6 +146,7 @@ class SlotDecoder:
         self._dtype = model.dtype
         self._cache = SlotCache(layers)
         self._rows = Rows()
+        self.stats = DecodeStats()
 
     def run(
         self, prompts: Sequence[tuple[int, Sequence[int]]], on_start: StartCallback | None = None
@@ -147,6 +172,7 @@ class SlotDecoder:
                 yield from finished
         finally:
             self._cache.release()
+            logger.debug("Decoding: %s", self.stats.describe())
 
     def _room(self) -> int:
         return self._config.batch_size - self._rows.active
@@ -217,6 +243,10 @@ class SlotDecoder:
             allowed = torch.cat([prefix, allowed], dim=-1)
         self._cache.state.set_prefill(first, count, offset=shared)
         logits = self._forward(ids, positions, allowed[:, None])
+        stats = self.stats
+        stats.prefill_passes += 1
+        stats.prefill_tokens += int(valid.sum()) + shared
+        stats.shared_tokens += shared * (count - 1)
 
         for row, (index, prompt) in enumerate(group):
             rows.admit(
@@ -229,7 +259,9 @@ class SlotDecoder:
                 reach=width + self._config.max_new_tokens,
                 generator=self._generator(prompt),
             )
-        return self._advance(first, logits, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        stats.prefill_s += elapsed
+        return self._advance(first, logits, elapsed)
 
     def _prefill_prefix(self, first: int, count: int, prefix: Sequence[int]) -> None:
         """Write the keys and values of ``prefix`` to columns ``0..len(prefix)-1`` of the group's slots."""
@@ -263,7 +295,11 @@ class SlotDecoder:
         )
         rows.write[:active] += 1
         rows.length[:active] += 1
-        return self._advance(0, logits, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.stats.steps += 1
+        self.stats.step_rows += active
+        self.stats.step_s += elapsed
+        return self._advance(0, logits, elapsed)
 
     def _forward(self, ids: Any, positions: Any, allowed: Any) -> Any:
         torch = self._torch
