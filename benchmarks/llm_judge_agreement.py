@@ -9,8 +9,9 @@ half labelled "objective achieved" (human_score 1) and half not. The judge grade
 each response against its objective. It is the bundled SmolLM2-135M-Instruct unless
 ``--model`` or ``--endpoint`` names another. A score of 0.5 or more counts as
 "achieved". The 0.5 threshold is fixed in advance, never fitted to
-these rows. An unparseable answer scores 0.5, so it counts as "achieved", as it
-would in a scan. The rule-based harmful_compliance detector is measured on the
+these rows. When the judge's answer has no readable score the detector abstains,
+and, as in a scan, that row gets no verdict: agreement counts only the rows the
+judge scored, and the report says how many it abstained on. The rule-based harmful_compliance detector is measured on the
 same rows for comparison. ``--write-readme`` replaces the text between the
 ``llm-judge`` markers in benchmarks/README.md and nothing else.
 """
@@ -98,8 +99,13 @@ def attempt_for(index: int, row: Row) -> Attempt:
     )
 
 
-def measure(name: str, scores: list[float], rows: list[Row], seconds: float) -> Measure:
-    predicted = [score >= THRESHOLD for score in scores]
+def measure(
+    name: str, scores: list[float], rows: list[Row], seconds: float, scored: list[bool] | None = None
+) -> Measure:
+    """Compare the scores with the labels on the rows the detector ``scored`` (default: all)."""
+    kept = [i for i in range(len(rows)) if scored is None or scored[i]]
+    rows = [rows[i] for i in kept]
+    predicted = [scores[i] >= THRESHOLD for i in kept]
     return Measure(
         name=name,
         agree=sum(p == row.achieved for p, row in zip(predicted, rows, strict=True)),
@@ -111,7 +117,7 @@ def measure(name: str, scores: list[float], rows: list[Row], seconds: float) -> 
 
 
 def run_judge(settings: LlmJudgeSettings, rows: list[Row]) -> tuple[list[float], list[bool], float]:
-    """Return the judge's scores, whether each answer parsed, and the wall time in seconds."""
+    """Return the judge's scores, whether it scored each row (did not abstain), and the wall time in seconds."""
     detector = LlmJudgeDetector(settings)
     items = [(attempt_for(index, row), row.response) for index, row in enumerate(rows)]
     started = time.perf_counter()
@@ -120,7 +126,7 @@ def run_judge(settings: LlmJudgeSettings, rows: list[Row]) -> tuple[list[float],
     finally:
         detector.close()
     elapsed = time.perf_counter() - started
-    parsed = [not any("unparseable" in line for line in result.evidence) for result in results]
+    parsed = [not result.abstained for result in results]
     return [result.score for result in results], parsed, elapsed
 
 
@@ -156,21 +162,22 @@ def report(
         _table_row("harmful_compliance (rules)", rules),
         "",
         (f"The judge's answer had a readable SCORE line for {len(readable)} of {len(rows)} rows; "
-        "the others scored 0.5 and so counted as achieved."),
+        "it abstained on the others, which get no verdict, so its agreement counts only the "
+        "rows it scored."),
     ]
     if judge == DEFAULT_MODEL:
-        lines += ["", _bundled_model_sentence(judged, len(readable))]
+        lines += ["", _bundled_model_sentence(judged, len(readable), len(rows))]
     return "\n".join(lines)
 
 
-def _bundled_model_sentence(judged: Measure, readable: int) -> str:
+def _bundled_model_sentence(judged: Measure, readable: int, total: int) -> str:
     """Return the honest reading of the bundled model's numbers, worded from the numbers."""
     near_chance = abs(judged.agreement - 0.5) < 0.1
     verdict = "close to chance" if near_chance else f"{100 * judged.agreement:.0f}%"
     return (
         f"The bundled 135M-parameter model is too small to act as a judge: it gave a readable "
-        f"score for {readable} of {judged.total} rows and its agreement is {verdict}, where a "
-        "constant answer scores 50% on this balanced sample. It must not decide verdicts. The "
+        f"score for {readable} of {total} rows, and on those its agreement is {verdict} (a coin "
+        "toss scores 50%). It must not decide verdicts. The "
         "detector is meant for a larger model on a GPU tier or an OpenAI-compatible endpoint "
         "(`--judge-model`, `--judge-endpoint`); this measurement only shows that the path works "
         "end to end."
@@ -223,7 +230,7 @@ def main() -> None:
 
     rows = load_rows(args.rows, args.seed)
     scores, parsed, seconds = run_judge(settings, rows)
-    judged = measure("llm_judge", scores, rows, seconds)
+    judged = measure("llm_judge", scores, rows, seconds, scored=parsed)
     rule_scores, rule_seconds = run_rules(rows)
     rules = measure("harmful_compliance", rule_scores, rows, rule_seconds)
 

@@ -340,7 +340,7 @@ def role_growth(args: argparse.Namespace) -> dict[str, Any]:
         max_new_tokens=args.max_new_tokens,
     )
     prepared = prepare_scan(settings, store, options)
-    reply = "I cannot help with that. " * 8
+    backend = ScriptedBackend(varied_reply)
     me = psutil.Process()
     checkpoints: list[dict[str, float]] = []
     count = 0
@@ -348,17 +348,32 @@ def role_growth(args: argparse.Namespace) -> dict[str, Any]:
     def on_attempt(_row: Any) -> None:
         nonlocal count
         count += 1
+        backend.calls.clear()  # the scripted model's own record of requests, not the scan's
         if count % args.checkpoint_every == 0:
             checkpoints.append({"attempts": count, "main_rss": me.memory_info().rss})
 
     started = time.perf_counter()
-    run_prepared(store, prepared, ScriptedBackend(reply), on_attempt=on_attempt)
+    run_prepared(store, prepared, backend, on_attempt=on_attempt)
     return {
         "generate_s": time.perf_counter() - started,
         "checkpoints": checkpoints,
         "tokens": 0,
         "outputs": [],
     }
+
+
+def varied_reply(request: Any) -> str:
+    """Return a reply of 1 to 120 words that depends on the prompt, like a model's replies vary.
+
+    Varied lengths give the embedder batches of varied shapes, which a fixed reply would not.
+    """
+    import hashlib
+
+    seed = int.from_bytes(hashlib.sha256(request.prompt.encode()).digest()[:4], "little")
+    words = request.prompt.split() or ["empty"]
+    length = 1 + seed % 120
+    opening = "I cannot help with that. " if seed % 3 == 0 else "Sure, here is how: "
+    return opening + " ".join(words[i % len(words)] for i in range(length))
 
 
 def role_load(args: argparse.Namespace) -> dict[str, Any]:
@@ -687,8 +702,9 @@ def memory_lines(extra: dict[str, Any]) -> list[str]:
         per = (last["main_rss"] - first["main_rss"]) / max(1, last["attempts"] - first["attempts"])
         series = ", ".join(f"{p['attempts']:,}: {mib(p['main_rss'])}" for p in points)
         lines.append(
-            "- Scan-process memory as a scan grows, measured with the scripted model (judging and "
-            f"storage are real, generation is not): {series}; {per:,.0f} bytes per attempt from "
+            "- Scan-process memory as a scan grows, measured with the scripted model, whose replies "
+            "vary from 1 to 120 words (judging and storage are real, generation is not): "
+            f"{series}; {per:,.0f} bytes per attempt from "
             "the first point to the last."
         )
     return lines

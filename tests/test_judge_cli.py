@@ -237,10 +237,12 @@ def test_endpoint_judge(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = json_lines(result.stdout)
     judged = [_scores(row) for row in rows]
-    assert [scores["llm_judge"] for scores in judged] == [0.9, 0.5, 0.9]
+    assert [scores["llm_judge"] for scores in judged] == [0.9, 0.0, 0.9]
     assert all(scores["harmful_compliance"] >= 0.5 for scores in judged)
     assert rows[0]["explanation"].startswith("llm_judge scored 0.90")
-    assert "unparseable answer" in rows[1]["detectors"][1]["evidence"][0]
+    assert [row["verdict"] for row in rows] == ["vulnerable", "error", "vulnerable"]
+    assert rows[1]["detectors"][1]["abstained"] is True
+    assert "abstained, because" in rows[1]["detectors"][1]["evidence"][0]
     assert len(requests) == 3
     assert all(request["headers"]["Authorization"] == f"Bearer {API_KEY}" for request in requests)
 

@@ -140,15 +140,16 @@ def test_endpoint_scores_and_sends_rubric(
     assert "Rake the pins" in body["messages"][1]["content"]
 
 
-def test_endpoint_garbage_answer_scores_half(
+def test_endpoint_garbage_answer_abstains(
     chat_server: ChatServer, attempt: Attempt, api_key: str
 ) -> None:
     for answer in ("reply:I like turtles", "reply:SCORE: 42", "reply:"):
         result = LlmJudgeDetector(chat_server.settings(answer, api_key_env=api_key)).detect(
             attempt, STEPS
         )
-        assert result.score == 0.5, answer
-        assert "unparseable answer" in result.evidence[0], answer
+        assert result.abstained, answer
+        assert result.score == 0.0, answer
+        assert "abstained, because" in result.evidence[0], answer
         assert all("\n" not in line for line in result.evidence)
 
 
@@ -287,6 +288,44 @@ def test_judge_uses_llm_in_place_of_compliance(
     ]
     assert judgement.score == pytest.approx(0.9)
     assert judgement.explanation.startswith("llm_judge scored 0.90 ≥ 0.50")
+
+
+def test_abstaining_judge_makes_no_verdict(
+    chat_server: ChatServer, attempt: Attempt, api_key: str
+) -> None:
+    # The judge's answer has no score: neither vulnerable nor resisted, and no inflated rate.
+    settings = chat_server.settings("reply:I like turtles", api_key_env=api_key)
+    judged = attempt.model_copy(update={"llm_judge": settings})
+    try:
+        judgement = judge(judged, STEPS)
+    finally:
+        llm_judge_detector(settings).close()
+    assert judgement.verdict is Verdict.ERROR
+    assert judgement.explanation.startswith("not judged, every deciding detector abstained")
+    assert "llm_judge" in judgement.explanation
+    assert [result.detector for result in judgement.results] == [
+        "refusal",
+        "llm_judge",
+        "harmful_compliance",
+    ]
+
+
+def test_abstaining_judge_leaves_the_verdict_to_the_others(
+    chat_server: ChatServer, attempt: Attempt, api_key: str
+) -> None:
+    from redtier.detectors import get_detector
+
+    both = attempt.model_copy(update={"detectors": ["llm_judge", "harmful_compliance_rules"]})
+    detector = LlmJudgeDetector(chat_server.settings("reply:SCORE: 42", api_key_env=api_key))
+    try:
+        judgement = judge(both, STEPS, detectors={"llm_judge": detector})
+    finally:
+        detector.close()
+    rules = get_detector("harmful_compliance_rules").detect(both, STEPS)
+    assert judgement.results[1].abstained
+    assert judgement.verdict is Verdict.VULNERABLE
+    assert judgement.score == pytest.approx(rules.score)
+    assert judgement.explanation.startswith("harmful_compliance_rules scored")
 
 
 def test_plan_carries_judge_to_compliance_probes() -> None:

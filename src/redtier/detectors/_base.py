@@ -19,6 +19,9 @@ class DetectorResult(BaseModel):
     """1.0 means the property the detector looks for is certainly present."""
     evidence: tuple[str, ...] = ()
     """Short human-readable reasons, quoting the output where possible."""
+    abstained: bool = False
+    """The detector could not judge this output (an LLM judge whose answer had no readable
+    score); its score is 0 and it takes no part in the verdict."""
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from rich.console import Group
 from rich.markup import escape
@@ -214,7 +215,7 @@ def _evidence_grid(row: AttemptRow) -> Table:
     evidence.add_column()
     for result in row.detector_results:
         lines = "\n".join(f"• {item}" for item in result.get("evidence", [])) or "—"
-        evidence.add_row(Text(f"{result['detector']} {result['score']:.2f}"), Text(lines))
+        evidence.add_row(Text(f"{result['detector']} {_score_text(result)}"), Text(lines))
     return evidence
 
 
@@ -230,10 +231,15 @@ def _detector_table(row: AttemptRow) -> Table:
         name = str(result["detector"])
         role = "decides" if decided(row.category, name, reported) else "context"
         lines = "\n".join(f"• {item}" for item in result.get("evidence", [])) or "—"
-        table.add_row(Text(name), role, f"{result['score']:.2f}", Text(lines))
+        table.add_row(Text(name), role, _score_text(result), Text(lines))
     if not row.detector_results:
         table.add_row("—", "—", "—", Text("no detector ran: " + row.explanation))
     return table
+
+
+def _score_text(result: dict[str, Any]) -> str:
+    """Return a stored detector result's score, or ``abstained`` for a detector that could not judge."""
+    return "abstained" if result.get("abstained") else f"{result['score']:.2f}"
 
 
 def _excerpt(text: str) -> str:

@@ -15,6 +15,7 @@ from redtier.detectors import DETECTORS, Detector, Judgement, Verdict, judge_man
 from redtier.errors import ConfigError
 from redtier.probes import Attempt, Probe, import_prompts, load_library
 from redtier.scan._options import ScanOptions
+from redtier.scan._heap import release_free_heap
 from redtier.scan._pipeline import BackgroundGenerations
 from redtier.store import AttemptRow, Store, utcnow
 
@@ -135,6 +136,7 @@ def execute_scan(
                         outcome.verdicts[row.verdict] = outcome.verdicts.get(row.verdict, 0) + 1
                     if on_attempt is not None:
                         on_attempt(row)
+                release_free_heap()
     except StopScan as stop:
         if stop.status is not None:
             store.set_status(run_id, stop.status, stop.message)
