@@ -8,7 +8,10 @@ are then prefilled and join the running batch in the freed places.
 The key/value cache is one preallocated buffer per layer, shaped
 ``(slots, kv_heads, capacity, head_dim)``. Each slot contains one row, and rows
 are ragged: a row's tokens fill the columns from ``start`` to ``write``, and a
-boolean attention mask hides every other column. Because each row carries its
+boolean attention mask hides every other column. When the prompts of a prefill
+group begin with the same tokens, columns ``0..shared-1`` hold that prefix, computed
+once and copied to each of the group's slots, and the rest of each prompt follows
+after a gap of padding. Because each row carries its
 own position ids, a row's columns need not line up with any other row's, so
 rows can leave and join without shifting the rest of the cache. A decode step
 never reallocates the cache; it grows only when a longer prompt joins, whereas
