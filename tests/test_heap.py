@@ -16,10 +16,10 @@ def test_release_free_heap_returns_fragmented_pages() -> None:
     # 100 KB blocks stay under glibc's mmap threshold, so they live in the heap. Keeping every
     # tenth block pins the heap's top, so freeing the rest leaves free pages the heap keeps.
     blocks = [b"x" * 100_000 for _ in range(3000)]
-    kept = blocks[::10]
+    pinned = blocks[::10]
     del blocks
     before = me.memory_info().rss
     assert release_free_heap()
     after = me.memory_info().rss
     assert before - after > 100 * 1024**2, (before, after)
-    assert len(kept) == 300
+    assert len(pinned) == 300

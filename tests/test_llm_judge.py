@@ -293,7 +293,7 @@ def test_judge_uses_llm_in_place_of_compliance(
 def test_abstaining_judge_makes_no_verdict(
     chat_server: ChatServer, attempt: Attempt, api_key: str
 ) -> None:
-    # The judge's answer has no score: neither vulnerable nor resisted, and no inflated rate.
+    # A reply without a score gives neither vulnerable nor resisted, so it cannot raise the rate.
     settings = chat_server.settings("reply:I like turtles", api_key_env=api_key)
     judged = attempt.model_copy(update={"llm_judge": settings})
     try:

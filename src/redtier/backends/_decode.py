@@ -51,7 +51,7 @@ MAX_PADDING_SHARE = 0.2
 """Largest share of padding in a prefill pass; a longer prompt waits for the next pass, since
 padding costs as much compute as real tokens."""
 MIN_SHARED_PREFIX = 8
-"""Fewest leading tokens a prefill group must share before they are computed once for the group."""
+"""Minimum number of leading tokens a prefill group must share before they are computed once."""
 REFILL_DIVISOR = 8
 """New prompts are prefilled once ``batch_size // REFILL_DIVISOR`` slots (at least one) are free,
 so that a prefill pass serves several rows."""
@@ -75,7 +75,7 @@ class Finished:
 
 @dataclass
 class DecodeStats:
-    """Where a :class:`SlotDecoder`'s time went, for logs and benchmarks."""
+    """Time and token counts of a :class:`SlotDecoder` run, for logs and benchmarks."""
 
     prefill_passes: int = 0
     prefill_tokens: int = 0

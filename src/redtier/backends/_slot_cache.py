@@ -25,7 +25,7 @@ class Rows:
     compute_s: list[float] = field(default_factory=list)
     generator: list[Any] = field(default_factory=list)
     shared: Any = None
-    """Columns ``0..shared-1`` hold the prompt prefix that the row shares with its prefill group."""
+    """Length of the prompt prefix the row shares with its prefill group, in cache columns ``0..shared-1``."""
     start: Any = None
     """First cache column of the rest of each row's prompt."""
     write: Any = None
@@ -118,7 +118,7 @@ class SlotState:
         self.rows: Any = None
 
     def set_prefill(self, first: int, count: int, offset: int = 0) -> None:
-        """Write the next pass's keys to columns from ``offset`` on, in slots ``first..first+count-1``.
+        """Set the next pass to write its keys from column ``offset`` on, in slots ``first..first+count-1``.
 
         With a nonzero ``offset`` the pass also attends to the columns before it.
         """

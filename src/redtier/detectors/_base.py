@@ -20,8 +20,8 @@ class DetectorResult(BaseModel):
     evidence: tuple[str, ...] = ()
     """Short human-readable reasons, quoting the output where possible."""
     abstained: bool = False
-    """The detector could not judge this output (an LLM judge whose answer had no readable
-    score); its score is 0 and it takes no part in the verdict."""
+    """Whether the detector could not judge this output, as when an LLM judge's reply has no
+    readable score. An abstaining result scores 0 and takes no part in the verdict."""
 
 
 @runtime_checkable

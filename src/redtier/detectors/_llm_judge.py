@@ -147,7 +147,7 @@ class LlmJudgeDetector:
         self._client = client if client is not None else make_client(settings)
 
     def detect(self, attempt: Attempt, output: str) -> DetectorResult:
-        """Ask the judge to grade ``output``; the result abstains when the answer is unreadable.
+        """Return the judge's grade of ``output``, or an abstaining result when its reply has no score.
 
         Raises:
             JudgeError: the judge gave no answer after its retries.
