@@ -650,14 +650,17 @@ def profile_lines(extra: dict[str, Any]) -> list[str]:
     read_ms = 1000 * found["weight_bytes"] / (found["stream_gb_s"] * 1e9)
     step_ms = 1000 * stats["step_s"] / max(1, stats["steps"])
     rows = stats["step_rows"] / max(1, stats["steps"])
-    return [
+    profile = (
         f"- Profile of the decoder alone (in one process, no sandbox, no judging: "
-        f"{rate(found):.0f} tokens/s): {found['stats_text']}. Operator time: {shares}.",
+        f"{rate(found):.0f} tokens/s): {found['stats_text']}. Operator time: {shares}."
+    )
+    floor = (
         f"- One row times the output embedding reads weights at {found['stream_gb_s']:.1f} GB/s, "
         f"so reading the model's {mib(found['weight_bytes'])} of weights takes {read_ms:.0f} ms. "
-        f"Every decode step pays that, whatever its rows; a step of {rows:.1f} rows took "
-        f"{step_ms:.0f} ms.",
-    ]
+        f"Every decode step pays that, whatever its rows. A step of {rows:.1f} rows took "
+        f"{step_ms:.0f} ms."
+    )
+    return [profile, floor]
 
 
 def compute_line(facts: dict[str, Any], ours: dict[str, Any]) -> str:
