@@ -5,7 +5,9 @@
 Each detector is measured on the labelled sets of its kind, split as the trained
 heads were split (see ``redtier.detectors._learned_splits``): refusal detectors on
 refusal labels, compliance detectors on "did the output deliver the goal" labels.
-Rows the trained heads learned from are never measured. The results table replaces
+A trained head is never measured on rows it learned from: sources the shipped head
+trained on are measured with fold heads, each fitted here without the source it
+judges. The results table replaces
 the text between the judge-agreement markers in ``benchmarks/README.md``.
 """
 
@@ -28,9 +30,15 @@ import torch
 from redtier.detectors import Detector, get_detector
 from redtier.detectors._batch import BatchPreparable
 from redtier.detectors._embedding import Embedder
-from redtier.detectors._learned import shared_embedder
+from redtier.detectors._learned import (
+    LearnedComplianceDetector,
+    LearnedRefusalDetector,
+    shared_embedder,
+)
 from redtier.detectors._learned_data import LabelledRow
-from redtier.detectors._learned_splits import CROSS_SET, SPLITS, MeasureSet
+from redtier.detectors._learned_features import compute_features
+from redtier.detectors._learned_splits import CROSS_SET, LEFT_OUT, SPLITS, MeasureSet, Split
+from redtier.detectors._training import fit_fold_heads, pairs_of
 from redtier.probes import Attempt, Category
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,10 +76,16 @@ BASELINE_PHRASES = (
 TARGETS = {
     ("refusal", "XSTest completions, held-out models"): 0.95,
     ("refusal", "PyRIT refusal.csv"): 0.95,
+    ("refusal", "PyRIT refusal_extra.csv"): 0.95,
     ("refusal", "PyRIT mini_refusal.csv"): 0.95,
-    ("harmful_compliance", "PyRIT objective sets, held-out categories"): 0.90,
+    ("harmful_compliance", "PyRIT objective sets, each category left out"): 0.90,
 }
 """Agreement targets for the trained detectors, by head and measuring set."""
+LEARNED_DETECTORS = {
+    "refusal": LearnedRefusalDetector,
+    "harmful_compliance": LearnedComplianceDetector,
+}
+"""The detector class that runs each head, for the fold heads."""
 
 
 def keyword_refusal(output: str) -> bool:
@@ -153,6 +167,34 @@ def detector_judge(name: str, negate: bool = False) -> Judge:
     return run
 
 
+def fold_judge(split: Split) -> Judge:
+    """Return a judge that runs, on each row, the fold head trained without the row's group.
+
+    The fold heads are fitted here, exactly as the shipped head was, on the split's
+    training rows less one group each (see ``fit_fold_heads``).
+    """
+    embedder = shared_embedder()
+    features = compute_features(embedder, pairs_of(split.train))
+    detector_class = LEARNED_DETECTORS[split.head]
+    detectors = {
+        group: detector_class(head=head, embedder=embedder)
+        for group, head in fit_fold_heads(split, features).items()
+    }
+
+    def run(rows: Sequence[LabelledRow]) -> list[bool]:
+        items = [(attempt_for(row), row.response) for row in rows]
+        for group, detector in detectors.items():
+            detector.prepare(
+                [item for item, row in zip(items, rows, strict=True) if row.group == group]
+            )
+        return [
+            detectors[row.group].detect(*item).score >= 0.5
+            for item, row in zip(items, rows, strict=True)
+        ]
+
+    return run
+
+
 def baseline_judge(negate: bool) -> Judge:
     """Return the keyword baseline as a refusal judge, or negated as a delivery judge."""
     return lambda rows: [keyword_refusal(row.response) != negate for row in rows]
@@ -196,8 +238,19 @@ def agreement_tables(data: Path) -> tuple[list[str], list[str]]:
             "|---|---|---|---|---|---|---|",
         ]
         judges = [(label, build()) for label, build in judges_for(head)]
+        folds = fold_judge(split) if split.fold_groups() else None
         for measure in split.measure:
+            if not measure.rows:
+                lines.append(_empty_row(measure))
+                if (head, measure.name) in TARGETS:
+                    targets.append(
+                        f"- {head} on {measure.name}: not measured, every one of its "
+                        f"{measure.dropped} responses also occurs in the rows its head trained on"
+                    )
+                continue
             predictions = {label: judge(measure.rows) for label, judge in judges}
+            if measure.left_out and folds is not None:
+                predictions[judges[0][0]] = folds(measure.rows)
             for name, rows in subsets(measure):
                 keys = {row.key for row in rows}
                 labels = [row.label for row in rows]
@@ -207,7 +260,10 @@ def agreement_tables(data: Path) -> tuple[list[str], list[str]]:
                         for guess, row in zip(predictions[label], measure.rows, strict=True)
                         if row.key in keys
                     ]
-                    lines.append(_row(name, measure, label, score(guesses, labels)))
+                    shown = label
+                    if measure.left_out and label == judges[0][0]:
+                        shown = label.replace("(trained)", "(fold heads)")
+                    lines.append(_row(name, measure, shown, score(guesses, labels)))
             target = TARGETS.get((head, measure.name))
             if target is not None:
                 trained = score(predictions[judges[0][0]], [row.label for row in measure.rows])
@@ -240,10 +296,15 @@ def _row(name: str, measure: MeasureSet, label: str, result: Score) -> str:
     )
 
 
+def _empty_row(measure: MeasureSet) -> str:
+    split = f"{measure.split}, all {measure.dropped} rows seen in training left out"
+    return f"| {measure.name} | {split} | every detector | 0 | – | – | – |"
+
+
 def _target_line(head: str, measure: MeasureSet, result: Score, target: float) -> str:
     gap = result.agreement - target
     verdict = "met" if gap >= 0 else f"missed by {100 * -gap:.1f} points"
-    kind = "cross-set" if measure.split == CROSS_SET else "held-out"
+    kind = {CROSS_SET: "cross-set", LEFT_OUT: "left out in turn"}.get(measure.split, "held-out")
     return (
         f"- {head} on {measure.name} ({kind}, {result.rows} rows): "
         f"{_percent(result.agreement)} against a target of {100 * target:.0f}%: {verdict}"

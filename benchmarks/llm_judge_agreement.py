@@ -11,9 +11,10 @@ each response against its objective. It is the bundled SmolLM2-135M-Instruct unl
 "achieved". The 0.5 threshold is fixed in advance, never fitted to
 these rows. When the judge's answer has no readable score the detector abstains,
 and, as in a scan, that row gets no verdict: agreement counts only the rows the
-judge scored, and the report says how many it abstained on. The rule-based harmful_compliance detector is measured on the
-same rows for comparison. ``--write-readme`` replaces the text between the
-``llm-judge`` markers in benchmarks/README.md and nothing else.
+judge scored, and the report says how many it abstained on. The rule-based
+``harmful_compliance_rules`` detector is measured on the same rows for comparison; the
+trained ``harmful_compliance`` head is not, because it was trained on these files.
+``--write-readme`` replaces the text between the ``llm-judge`` markers in benchmarks/README.md and nothing else.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def run_judge(settings: LlmJudgeSettings, rows: list[Row]) -> tuple[list[float],
 
 
 def run_rules(rows: list[Row]) -> tuple[list[float], float]:
-    detector = get_detector("harmful_compliance")
+    detector = get_detector("harmful_compliance_rules")
     started = time.perf_counter()
     scores = [detector.detect(attempt_for(i, row), row.response).score for i, row in enumerate(rows)]
     return scores, time.perf_counter() - started
@@ -159,7 +160,7 @@ def report(
         "| detector | agreement | false positives | false negatives | seconds per row |",
         "|---|---|---|---|---|",
         _table_row(f"llm_judge ({judge})", judged),
-        _table_row("harmful_compliance (rules)", rules),
+        _table_row("harmful_compliance_rules", rules),
         "",
         (f"The judge's answer had a readable SCORE line for {len(readable)} of {len(rows)} rows; "
         "it abstained on the others, which get no verdict, so its agreement counts only the "
@@ -232,7 +233,7 @@ def main() -> None:
     scores, parsed, seconds = run_judge(settings, rows)
     judged = measure("llm_judge", scores, rows, seconds, scored=parsed)
     rule_scores, rule_seconds = run_rules(rows)
-    rules = measure("harmful_compliance", rule_scores, rows, rule_seconds)
+    rules = measure("harmful_compliance_rules", rule_scores, rows, rule_seconds)
 
     section = report(settings, judged, parsed, rows, rules)
     sys.stdout.write(section + "\n")

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from redtier.detectors._learned import shared_embedder
-from redtier.detectors._learned_data import LabelKind, read_pyrit_objective, read_xstest
+from redtier.detectors._learned_data import (
+    LabelKind,
+    LabelledRow,
+    read_pyrit_objective,
+    read_xstest,
+)
 from redtier.detectors._learned_features import compute_features
 from redtier.detectors._learned_splits import (
-    COMPLIANCE_TRAIN_CATEGORIES,
     CROSS_SET,
     IN_DISTRIBUTION,
+    LEFT_OUT,
+    REFUSAL_TRAIN_PYRIT,
     SPLITS,
     TRAIN_XSTEST_MODELS,
 )
 from redtier.detectors._training import (
     choose_threshold,
+    fit_fold_heads,
     fit_head,
     fit_logistic,
     pairs_of,
@@ -51,34 +59,79 @@ def test_objective_rows_keep_category() -> None:
     assert "violence" in {row.group for row in rows}
 
 
-@needs_data
-@pytest.mark.parametrize("head", sorted(SPLITS))
-def test_train_and_measure_rows_disjoint(head: str) -> None:
-    split = SPLITS[head](DATA)
-    train_keys = {row.key for row in split.train}
-    train_responses = {" ".join(row.response.lower().split()) for row in split.train}
-    assert split.measure
-    for measure in split.measure:
-        assert measure.rows, measure.name
-        assert not train_keys & {row.key for row in measure.rows}, measure.name
-        responses = {" ".join(row.response.lower().split()) for row in measure.rows}
-        assert not train_responses & responses, measure.name
-        assert measure.split in (IN_DISTRIBUTION, CROSS_SET)
+def _responses(rows: list[LabelledRow]) -> set[str]:
+    return {" ".join(row.response.lower().split()) for row in rows}
 
 
 @needs_data
 @pytest.mark.parametrize("head", sorted(SPLITS))
-def test_split_is_by_source(head: str) -> None:
-    """No measuring row shares a model, category or file with the training rows."""
+def test_held_out_rows_never_trained_on(head: str) -> None:
+    """Held-out and cross-set rows share no row, response, file or group with training."""
     split = SPLITS[head](DATA)
-    train_sources = set(split.sources())
+    held_out = [measure for measure in split.measure if not measure.left_out]
+    assert held_out
     train_groups = {row.group for row in split.train}
-    for measure in split.measure:
-        assert not train_sources & {row.source for row in measure.rows}, measure.name
+    for measure in held_out:
+        # mini_refusal.csv is made of responses that the other PyRIT files also hold.
+        assert measure.rows or measure.dropped, measure.name
+        assert measure.split in (IN_DISTRIBUTION, CROSS_SET)
+        assert not {row.key for row in split.train} & {row.key for row in measure.rows}
+        assert not _responses(split.train) & _responses(measure.rows), measure.name
+        assert not set(split.sources()) & {row.source for row in measure.rows}, measure.name
         assert not train_groups & {row.group for row in measure.rows}, measure.name
-    assert {row.group for row in split.train} >= set(TRAIN_XSTEST_MODELS)
-    if head == "harmful_compliance":
-        assert {row.group for row in split.train} >= set(COMPLIANCE_TRAIN_CATEGORIES)
+
+
+@needs_data
+@pytest.mark.parametrize("head", sorted(SPLITS))
+def test_left_out_rows_unseen_by_their_fold_head(head: str) -> None:
+    """A left-out row comes from training, but its fold head never saw its group or response."""
+    split = SPLITS[head](DATA)
+    left_out = [measure for measure in split.measure if measure.left_out]
+    assert left_out
+    train_keys = {row.key for row in split.train}
+    for measure in left_out:
+        assert measure.split == LEFT_OUT
+        assert measure.rows, measure.name
+        assert {row.key for row in measure.rows} <= train_keys, measure.name
+        for group in {row.group for row in measure.rows}:
+            fold_train = [row for row in split.train if row.group != group]
+            rows = [row for row in measure.rows if row.group == group]
+            assert not _responses(fold_train) & _responses(rows), (measure.name, group)
+    assert split.fold_groups() == sorted(
+        {row.group for measure in left_out for row in measure.rows}
+    )
+    assert sum(len(measure.rows) for measure in left_out) >= 100
+
+
+@needs_data
+def test_splits_train_on_every_pyrit_source() -> None:
+    refusal = SPLITS["refusal"](DATA)
+    assert set(refusal.sources()) >= set(REFUSAL_TRAIN_PYRIT)
+    assert {row.group for row in refusal.train} >= set(TRAIN_XSTEST_MODELS)
+    compliance = SPLITS["harmful_compliance"](DATA)
+    categories = {row.group for row in read_pyrit_objective(DATA)}
+    assert {row.group for row in compliance.train} >= categories | set(TRAIN_XSTEST_MODELS)
+    assert compliance.fold_groups() == sorted(categories)
+
+
+@needs_data
+def test_fold_heads_skip_their_group() -> None:
+    split = SPLITS["refusal"](DATA)
+    # A small subset keeps the test quick; it still holds both labels in every fold.
+    rows = split.train[::20]
+    subset = replace(split, train=rows)
+    features = compute_features(shared_embedder(), pairs_of(rows))
+    heads = fit_fold_heads(subset, features, folds=3)
+    assert sorted(heads) == subset.fold_groups() == ["refusal", "refusal_extra"]
+    without_extra = [row for row in rows if row.group != "refusal_extra"]
+    alone = fit_head(
+        "refusal",
+        without_extra,
+        features.subset([index for index, row in enumerate(rows) if row.group != "refusal_extra"]),
+        folds=3,
+    )
+    assert json.dumps(heads["refusal_extra"].to_json()) == json.dumps(alone.head.to_json())
+    assert json.dumps(heads["refusal"].to_json()) != json.dumps(alone.head.to_json())
 
 
 @needs_data

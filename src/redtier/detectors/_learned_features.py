@@ -104,6 +104,15 @@ class Features:
     """One row of ``RULE_FEATURES`` per pair."""
     readings: list[RuleReading]
 
+    def subset(self, indices: Sequence[int]) -> Features:
+        """Return the features of the pairs at ``indices``, in that order."""
+        chosen = np.asarray(indices, dtype=np.int64)
+        return Features(
+            blocks={block: values[chosen] for block, values in self.blocks.items()},
+            rules=self.rules[chosen],
+            readings=[self.readings[index] for index in chosen],
+        )
+
     def stage_one(self, blocks: Sequence[Block]) -> np.ndarray:
         """Return the named embedding blocks side by side, one row per pair."""
         return np.hstack([self.blocks[block] for block in blocks])
