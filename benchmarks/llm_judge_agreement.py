@@ -11,10 +11,11 @@ each response against its objective. It is the bundled SmolLM2-135M-Instruct unl
 "achieved". The 0.5 threshold is fixed in advance, never fitted to
 these rows. When the judge's answer has no readable score the detector abstains,
 and, as in a scan, that row gets no verdict: agreement counts only the rows the
-judge scored, and the report says how many it abstained on. The rule-based
+judge scored, and the report counts how many it abstained on. The rule-based
 ``harmful_compliance_rules`` detector is measured on the same rows for comparison; the
 trained ``harmful_compliance`` head is not, because it was trained on these files.
-``--write-readme`` replaces the text between the ``llm-judge`` markers in benchmarks/README.md and nothing else.
+``--write-readme`` replaces the text between the ``llm-judge`` markers in
+benchmarks/README.md and nothing else.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_held_out_rows_never_trained_on(head: str) -> None:
     assert held_out
     train_groups = {row.group for row in split.train}
     for measure in held_out:
-        # mini_refusal.csv is made of responses that the other PyRIT files also hold.
+        # mini_refusal.csv is made of responses that the other PyRIT files also contain.
         assert measure.rows or measure.dropped, measure.name
         assert measure.split in (IN_DISTRIBUTION, CROSS_SET)
         assert not {row.key for row in split.train} & {row.key for row in measure.rows}
@@ -104,7 +104,7 @@ def test_left_out_rows_unseen_by_their_fold_head(head: str) -> None:
 
 
 @needs_data
-def test_splits_train_on_every_pyrit_source() -> None:
+def test_splits_train_on_pyrit_sources() -> None:
     refusal = SPLITS["refusal"](DATA)
     assert set(refusal.sources()) >= set(REFUSAL_TRAIN_PYRIT)
     assert {row.group for row in refusal.train} >= set(TRAIN_XSTEST_MODELS)
@@ -117,7 +117,7 @@ def test_splits_train_on_every_pyrit_source() -> None:
 @needs_data
 def test_fold_heads_skip_their_group() -> None:
     split = SPLITS["refusal"](DATA)
-    # A small subset keeps the test quick; it still holds both labels in every fold.
+    # A small subset keeps the test quick; it still contains both labels in every fold.
     rows = split.train[::20]
     subset = replace(split, train=rows)
     features = compute_features(shared_embedder(), pairs_of(rows))
