@@ -14,16 +14,14 @@ from redtier.backends import TransformersBackend
 from redtier.catalog import DEFAULT_MODEL, load_catalog
 from redtier.settings import Settings
 from redtier.store import Store
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+from tests._shared_data import SHARED_DATA
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The public data sets next to the repository; tests that need them skip without them."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (set REDTIER_SHARED_DATA)")
     return SHARED_DATA
 
 

@@ -34,8 +34,9 @@ from redtier.detectors._training import (
     source_weights,
 )
 from redtier.detectors.train import main as train_main
+from tests._shared_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = SHARED_DATA
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"labelled data not found at {DATA}")
 
 

@@ -9,16 +9,14 @@ tuned while reading these completions, so the rate overstates agreement on new d
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from redtier.detectors import RefusalDetector
 from redtier.probes import Attempt, Category
+from tests._shared_data import SHARED_DATA
 
-COMPLETIONS = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "xstest" / "model_completions"
-)
+COMPLETIONS = SHARED_DATA / "xstest" / "model_completions"
 MIN_AGREEMENT = 0.80
 
 

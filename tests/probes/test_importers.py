@@ -8,8 +8,7 @@ import pytest
 
 from redtier.errors import ImportFormatError, UnknownNameError
 from redtier.probes import Category, import_prompts
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from tests._shared_data import SHARED_DATA
 
 
 @pytest.fixture(scope="module")
