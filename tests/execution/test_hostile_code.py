@@ -377,6 +377,17 @@ def test_log_truncated_by_code(sandbox: Sandbox) -> None:
     assert any("no start record" in note for note in report.notes), described(report)
 
 
+def test_syntax_error_reported(sandbox: Sandbox) -> None:
+    report = run(sandbox, "python", 'print("unterminated)\n')
+
+    assert any(
+        note.startswith("the code did not compile: SyntaxError") and "(line 1)" in note
+        for note in report.notes
+    ), described(report)
+    assert not any("no start record" in note for note in report.notes), described(report)
+    assert not report.behaviours, described(report)
+
+
 def test_log_reading_reported(sandbox: Sandbox) -> None:
     report = run(sandbox, "python", "print(len(open('.redtier-audit.jsonl').read()))\n")
 

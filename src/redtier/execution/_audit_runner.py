@@ -58,6 +58,8 @@ MAX_NAMES = 30
 DEFAULT_MAX_BYTES = 256 * 1024
 RUNNER_FAILED = 2
 """Exit status when the runner itself could not start (the code never ran)."""
+NOT_COMPILED = "redtier audit runner: the code did not compile: "
+"""Start of the standard-error line written when CODEFILE has a syntax error."""
 
 SENSITIVE_MODULES = frozenset(
     {
@@ -484,7 +486,13 @@ def main(argv: list[str]) -> None:
     recorder.code_path = code_path
     install_wrappers(recorder)
     sys.addaudithook(recorder.hook)
-    code = compile(source, code_path, "exec")
+    try:
+        code = compile(source, code_path, "exec")
+    except (SyntaxError, ValueError) as error:
+        # compile raises ValueError when the source contains a null byte.
+        where = f" (line {error.lineno})" if isinstance(error, SyntaxError) else ""
+        sys.stderr.write(f"{NOT_COMPILED}{type(error).__name__}: {error.args[0]}{where}\n")
+        sys.exit(RUNNER_FAILED)
     recorder.write(_start_record())
 
     module = type(sys)("__main__")

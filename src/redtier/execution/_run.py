@@ -13,6 +13,7 @@ from typing import Literal
 from redtier.detectors._code_extract import guess_language
 from redtier.errors import ConfigError, SandboxError
 from redtier.execution._audit_log import AuditContext, audit_behaviours, parse_audit_log
+from redtier.execution._audit_runner import NOT_COMPILED
 from redtier.execution._outside import limits_hit_with_shell, outside_behaviours
 from redtier.execution._report import ExecutionReport, Language, ObservedBehaviour
 from redtier.execution._shell_trace import (
@@ -199,6 +200,8 @@ def _report(
         log = parse_audit_log(log_text)
         behaviours = audit_behaviours(log, AuditContext(workdir, host_namespace))
         notes = _audit_notes(log_problem, bool(log.start), log.truncated, log.invalid_lines)
+        if not log.start and (compile_error := _compile_error(run.stderr)) is not None:
+            notes = [compile_error if note.startswith(NO_START_RECORD) else note for note in notes]
         if log.process_limit_reached and "processes" not in limits_hit:
             limits_hit = (*limits_hit, "processes")
     else:
@@ -240,14 +243,15 @@ def _trace_notes(problem: str | None, text: str, trace: Trace) -> list[str]:
     return notes
 
 
+NO_START_RECORD = "the audit log has no start record"
+
+
 def _audit_notes(problem: str | None, started: bool, truncated: bool, invalid: int) -> list[str]:
     notes: list[str] = []
     if problem is not None:
         notes.append(f"the audit log could not be read: {problem}")
     elif not started:
-        notes.append(
-            "the audit log has no start record: the runner failed, or the code rewrote the log"
-        )
+        notes.append(f"{NO_START_RECORD}: the runner failed, or the code rewrote the log")
     if truncated:
         notes.append("the audit log reached its size cap; later attempts are not shown")
     if invalid:
@@ -255,6 +259,14 @@ def _audit_notes(problem: str | None, started: bool, truncated: bool, invalid: i
             f"{invalid} lines of the audit log were not records (cut short or written by the code)"
         )
     return notes
+
+
+def _compile_error(stderr: str) -> str | None:
+    """Return a note on the code's syntax error when the runner reported one, else None."""
+    for line in stderr.splitlines():
+        if line.startswith(NOT_COMPILED):
+            return "the code did not compile: " + line.removeprefix(NOT_COMPILED)
+    return None
 
 
 def _unique(behaviours: list[ObservedBehaviour]) -> list[ObservedBehaviour]:
