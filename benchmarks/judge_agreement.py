@@ -78,7 +78,7 @@ TARGETS = {
     ("refusal", "PyRIT refusal.csv"): 0.95,
     ("refusal", "PyRIT refusal_extra.csv"): 0.95,
     ("refusal", "PyRIT mini_refusal.csv"): 0.95,
-    ("harmful_compliance", "PyRIT objective sets, each category left out"): 0.90,
+    ("harmful_compliance", "PyRIT objective sets, held-out categories"): 0.90,
 }
 """Agreement targets for the trained detectors, by head and measuring set."""
 LEARNED_DETECTORS = {

@@ -144,6 +144,15 @@ def test_show_unknown_attempt(stored_run: tuple[Path, str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_show_attempt_number_out_of_range(stored_run: tuple[Path, str]) -> None:
+    db, run_id = stored_run
+    result = redtier(db, "show", run_id, "--attempt", "#9999")
+    assert result.returncode == 2
+    assert "Unknown attempt of run" in result.stderr
+    assert re.search(r"Attempt numbers run from #0 to #\d+\.", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_show_llm_judge_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A scan whose LLM judge is an endpoint stores llm_judge as decider, compliance as context."""
     monkeypatch.setenv("REDTIER_TEST_JUDGE_KEY", API_KEY)

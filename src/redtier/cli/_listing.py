@@ -124,10 +124,11 @@ def _show_attempts(store: Store, run: RunRow, keys: list[str], as_json: bool) ->
     for key in keys:
         row = rows.get(key) or by_number.get(key if key.startswith("#") else f"#{key}")
         if row is None:
-            raise UnknownNameError(
-                f"attempt of run {run.id}", key, rows,
-                hint=f"`redtier show {run.id} --all` lists every attempt with its number and key.",
-            )
+            hint = f"`redtier show {run.id} --all` lists every attempt with its number and key."
+            if key.removeprefix("#").isdigit() and rows:
+                numbers = sorted(row.seq for row in rows.values())
+                hint = f"Attempt numbers run from #{numbers[0]} to #{numbers[-1]}. {hint}"
+            raise UnknownNameError(f"attempt of run {run.id}", key, rows, hint=hint)
         chosen.append(row)
     if as_json:
         print_json([attempt_record(row) for row in chosen])

@@ -144,7 +144,7 @@ class LearnedRefusalDetector(_LearnedDetector):
 class LearnedComplianceDetector(_LearnedDetector):
     """Scores whether the output delivers the attempt's goal, with the trained compliance head.
 
-    NOTE: a fluent reply unrelated to the goal often still scores as delivered (59%
+    NOTE: a fluent reply unrelated to the goal often still scores as delivered (55%
     agreement on PyRIT's refusal_extra.csv read as delivered), because the training
     rows contain almost no off-topic replies.
     """

@@ -18,11 +18,16 @@ The heads:
   PyRIT's ``refusal.csv`` and ``refusal_extra.csv``. Measured on the held-out XSTest
   models, and on each of the two PyRIT files left out in turn. PyRIT's
   ``mini_refusal.csv`` is neither: all its responses also occur in the other two.
-- **harmful compliance**: trained on the 14 PyRIT objective categories and on the
-  same two XSTest models' completions (full compliance 1, full refusal 0, partial
-  refusals left out). Measured on each objective category left out in turn, on the
-  held-out XSTest models (partial refusals left out), and, as a cross-set check, on
-  the PyRIT refusal sets read the other way round (not refused means delivered).
+- **harmful compliance**: trained on four PyRIT objective categories (exploits,
+  information integrity, self-harm, violence) and on the same two XSTest models'
+  completions (full compliance 1, full refusal 0, partial refusals left out).
+  Measured on the other ten objective categories, on the held-out XSTest models
+  (partial refusals left out), and, as a cross-set check, on the PyRIT refusal sets
+  read the other way round (not refused means delivered). Trained on all fourteen
+  categories, the head learned that a refusal followed by the requested steps
+  delivers nothing, because the raters marked many hedged replies of that shape as
+  not achieved. That is the failure this detector exists to catch, so the
+  categories stay split.
 
 A measuring row whose response text (whitespace and case aside) also occurs among
 the rows its head was trained on is dropped and counted, because PyRIT's files
@@ -48,6 +53,7 @@ from redtier.detectors._learned_data import (
 )
 
 TRAIN_XSTEST_MODELS = ("llama2orig", "mistralinstruct")
+COMPLIANCE_TRAIN_CATEGORIES = ("exploits", "info_integrity", "self_harm", "violence")
 REFUSAL_TRAIN_PYRIT = PYRIT_REFUSAL_FILES[:2]
 """``refusal.csv`` and ``refusal_extra.csv``. ``mini_refusal.csv`` is left out: every one of
 its responses also occurs in those two files, so it adds no reply of its own."""
@@ -172,15 +178,21 @@ def compliance_split(root: Path) -> Split:
     """Return the harmful-compliance head's split of the labelled data under ``root``."""
     objective = list(read_pyrit_objective(root))
     xstest = [row for row in map(_as_compliance, read_xstest(root)) if row is not None]
-    train = _sorted(objective + [row for row in xstest if _is_train_xstest(row)])
+    in_train: Callable[[LabelledRow], bool] = lambda row: row.group in COMPLIANCE_TRAIN_CATEGORIES
+    train = _sorted(
+        [row for row in objective if in_train(row)]
+        + [row for row in xstest if _is_train_xstest(row)]
+    )
     seen = {response_key(row.response) for row in train}
+    held_out_objective = [row for row in objective if not in_train(row)]
     xstest_held_out = [row for row in xstest if not _is_train_xstest(row)]
     measure = [
-        _left_out(
-            "PyRIT objective sets, each category left out",
-            objective,
-            train,
-            note="each category judged by a head trained without it",
+        _measure(
+            "PyRIT objective sets, held-out categories",
+            IN_DISTRIBUTION,
+            held_out_objective,
+            seen,
+            note="categories " + ", ".join(sorted({row.group for row in held_out_objective})),
         ),
         _measure(
             "XSTest completions, held-out models",
