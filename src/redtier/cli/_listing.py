@@ -183,6 +183,14 @@ def models(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         )
         return
     console.print(models_table(catalog, wide=console.width >= WIDE_TABLE_COLUMNS))
+    if any(
+        estimate_memory(entry, Precision.BF16) > estimate_memory(entry, Precision.FP32)
+        for entry in catalog
+    ):
+        console.print(
+            "bf16 can need more than fp32: weights stored in fp32 (and GGUF files, which are "
+            "converted to fp32) are cast while loading, so both copies are held at once."
+        )
 
 
 def probes(
