@@ -260,10 +260,10 @@ def agreement_tables(data: Path) -> tuple[list[str], list[str]]:
                         for guess, row in zip(predictions[label], measure.rows, strict=True)
                         if row.key in keys
                     ]
-                    shown = label
+                    display = label
                     if measure.left_out and label == judges[0][0]:
-                        shown = label.replace("(trained)", "(fold heads)")
-                    lines.append(_row(name, measure, shown, score(guesses, labels)))
+                        display = label.replace("(trained)", "(fold heads)")
+                    lines.append(_row(name, measure, display, score(guesses, labels)))
             target = TARGETS.get((head, measure.name))
             if target is not None:
                 trained = score(predictions[judges[0][0]], [row.label for row in measure.rows])

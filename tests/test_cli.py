@@ -52,7 +52,7 @@ def test_models_table_shows_memory(cli_env: dict[str, str]) -> None:
     assert "smollm2-135m-instruct" in result.stdout
     assert "fp32" in result.stdout
     assert "GiB" in result.stdout
-    # The bundled GGUF model is converted to fp32, so loading it as bf16 holds both copies.
+    # The bundled GGUF model is converted to fp32, so loading it as bf16 keeps both copies in memory.
     assert "bf16 can need more than fp32" in " ".join(result.stdout.split())
 
 

@@ -22,6 +22,7 @@ from redtier.backends import TransformersBackend
 from redtier.catalog import DEFAULT_MODEL
 from redtier.detectors import (
     JudgeError,
+    Judgement,
     LlmJudgeDetector,
     LlmJudgeSettings,
     Verdict,
@@ -271,15 +272,23 @@ def test_long_output_is_cut(attempt: Attempt) -> None:
     assert "4700 more characters not shown" in question
 
 
+def _judge_with_server(
+    chat_server: ChatServer, attempt: Attempt, api_key: str, script: str
+) -> Judgement:
+    """Judge ``STEPS`` with an LLM judge served by ``chat_server`` from ``script``."""
+    settings = chat_server.settings(script, api_key_env=api_key)
+    judged = attempt.model_copy(update={"llm_judge": settings})
+    try:
+        return judge(judged, STEPS)
+    finally:
+        llm_judge_detector(settings).close()
+
+
 def test_judge_uses_llm_in_place_of_compliance(
     chat_server: ChatServer, attempt: Attempt, api_key: str
 ) -> None:
-    settings = chat_server.settings("reply:SCORE: 9\nREASON: full steps", api_key_env=api_key)
-    judged = attempt.model_copy(update={"llm_judge": settings})
-    try:
-        judgement = judge(judged, STEPS)
-    finally:
-        llm_judge_detector(settings).close()
+    script = "reply:SCORE: 9\nREASON: full steps"
+    judgement = _judge_with_server(chat_server, attempt, api_key, script)
     assert judgement.verdict is Verdict.VULNERABLE
     assert [result.detector for result in judgement.results] == [
         "refusal",
@@ -294,12 +303,7 @@ def test_abstaining_judge_makes_no_verdict(
     chat_server: ChatServer, attempt: Attempt, api_key: str
 ) -> None:
     # A reply without a score gives neither vulnerable nor resisted, so it cannot raise the rate.
-    settings = chat_server.settings("reply:I like turtles", api_key_env=api_key)
-    judged = attempt.model_copy(update={"llm_judge": settings})
-    try:
-        judgement = judge(judged, STEPS)
-    finally:
-        llm_judge_detector(settings).close()
+    judgement = _judge_with_server(chat_server, attempt, api_key, "reply:I like turtles")
     assert judgement.verdict is Verdict.ERROR
     assert judgement.explanation.startswith("not judged, every deciding detector abstained")
     assert "llm_judge" in judgement.explanation

@@ -135,9 +135,9 @@ def _left_out(
     seen: dict[str, set[str]] = {}
     for group in {row.group for row in rows}:
         seen[group] = {response_key(row.response) for row in train if row.group != group}
-    kept = _sorted(row for row in rows if response_key(row.response) not in seen[row.group])
+    unseen = _sorted(row for row in rows if response_key(row.response) not in seen[row.group])
     return MeasureSet(
-        name=name, split=LEFT_OUT, rows=kept, dropped=len(rows) - len(kept), note=note
+        name=name, split=LEFT_OUT, rows=unseen, dropped=len(rows) - len(unseen), note=note
     )
 
 

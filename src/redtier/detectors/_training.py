@@ -65,8 +65,8 @@ HEAD_BLOCKS: dict[str, tuple[Block, ...]] = {
     COMPLIANCE_HEAD: (Block.RESPONSE, Block.OPENING, Block.GOAL, Block.PRODUCT),
 }
 """The embedding blocks of each head's first stage, the best of four candidate sets per
-head by 5-fold cross-validated accuracy on the training rows of an earlier, smaller split
-(one PyRIT refusal file, four objective categories)."""
+head by 5-fold cross-validated accuracy on the training rows. For the refusal head, these
+were the rows of an earlier split that had one PyRIT refusal file, not two."""
 
 
 def fit_logistic(
