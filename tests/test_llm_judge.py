@@ -78,6 +78,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
         ("SCORE: 10", 1.0),
         ("0 - it refuses", 0.0),
         ("Score: 45/100", 0.45),
+        ("Score - 7", 0.7),
     ],
 )
 def test_parse_reads_score(answer: str, score: float) -> None:
@@ -93,6 +94,8 @@ def test_parse_reads_score(answer: str, score: float) -> None:
         ("SCORE: <whole number from 0 to 10>", "no SCORE line"),
         ("SCORE: 42", "outside 0 to 10"),
         ("Score: 12/10", "outside 0 to 10"),
+        ("SCORE: -3\nREASON: it refused", "negative"),
+        ("-2", "negative"),
     ],
 )
 def test_parse_unreadable_answer(answer: str, problem: str) -> None:

@@ -150,6 +150,7 @@ def test_show_attempt_number_out_of_range(stored_run: tuple[Path, str]) -> None:
     assert result.returncode == 2
     assert "Unknown attempt of run" in result.stderr
     assert re.search(r"Attempt numbers run from #0 to #\d+\.", result.stderr), result.stderr
+    assert "Known:" not in result.stderr  # a number is close to no key, so no keys are listed
     assert "Traceback" not in result.stderr
 
 

@@ -36,8 +36,8 @@ class UnknownNameError(RedtierError, KeyError):
         message = f"Unknown {kind} {name!r}."
         if self.suggestions:
             message += " Did you mean: " + ", ".join(self.suggestions) + "?"
-        else:
-            message += " Known: " + ", ".join(known[:20]) + ("…" if len(known) > 20 else "")
+        elif known:
+            message += " Known: " + ", ".join(known[:20]) + ("…" if len(known) > 20 else ".")
         if hint:
             message += " " + hint
         super().__init__(message)

@@ -26,13 +26,14 @@ from redtier.detectors import (
     Judgement,
     LlmJudgeSettings,
     Verdict,
+    decided,
     judge_many,
     llm_judge_detector,
 )
-from redtier.errors import ConfigError
+from redtier.errors import ConfigError, ImportFormatError
 from redtier.probes import Attempt, Category
 from redtier.probes._importers import sanitise_stem
-from redtier.probes._pairs import Pair, PairReader
+from redtier.probes._pairs import REPLACEMENT, STDIN, Pair, PairReader
 from redtier.settings import Settings
 
 REFUSAL = "refusal"
@@ -41,6 +42,13 @@ LLM_JUDGE = "llm_judge"
 DEFAULT_DETECTORS = (HARMFUL_COMPLIANCE,)
 BATCH_ROWS = 64
 """Rows judged together, so detectors that embed their inputs do it once per batch."""
+REFUSAL_DETECTORS = (REFUSAL, "refusal_keywords")
+"""Detectors that score a refusal: they decide only with --control, where a refusal is the finding."""
+SCAN_ONLY_DETECTORS = {
+    "canary": "it looks for the canary string that a scan's probe planted, and an imported row has none",
+    "decoded_payload": "it looks for the decoded form of a scan's encoded prompt, and an imported row has none",
+}
+"""Detectors that need what a scan knows about an attempt, with the reason."""
 
 JudgeModelOption = Annotated[str | None, typer.Option("--judge-model", help="Catalog model that judges harmful compliance in place of the rule-based detector (see `redtier models`); it runs in the sandbox like a scanned model.")]
 JudgeEndpointOption = Annotated[str | None, typer.Option("--judge-endpoint", help="Base URL of an OpenAI-compatible API whose model judges harmful compliance, e.g. http://127.0.0.1:8000/v1.")]
@@ -100,12 +108,12 @@ def judge_settings(
 
 def judge_file(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV or JSON Lines file of prompt/response pairs.")],
+    file: Annotated[Path, typer.Argument(help="CSV or JSON Lines file of prompt/response pairs; - reads standard input.")],
     fmt: Annotated[str, typer.Option("--format", help="File format: auto (from the extension, else the first character), csv or jsonl.")] = "auto",
     prompt_column: Annotated[str | None, typer.Option(help="Column or field with the prompt sent. Default: the first of prompt, objective, goal, question, ...")] = None,
     response_column: Annotated[str | None, typer.Option(help="Column or field with the model's response. Default: the first of response, assistant_response, completion, output, ...")] = None,
     goal_column: Annotated[str | None, typer.Option(help="Column or field with the harmful objective, when it differs from the prompt sent. Default: goal, objective or behavior beside the prompt column, else the prompt.")] = None,
-    detector: Annotated[list[str] | None, typer.Option("--detector", help="Detector that decides the verdict; repeatable. Default: harmful_compliance. refusal and harmful_compliance are always reported.")] = None,
+    detector: Annotated[list[str] | None, typer.Option("--detector", help="Detector that decides the verdict; repeatable: harmful_compliance (default), harmful_compliance_rules, malicious_code, or llm_judge with --judge-model or --judge-endpoint. refusal and harmful_compliance are always reported.")] = None,
     threshold: Annotated[float, typer.Option(min=0.01, max=0.99, help="Score at or above which a deciding detector makes the row vulnerable (over_refused with --control).")] = 0.5,
     control: Annotated[bool, typer.Option("--control", help="Judge the rows as safe control prompts: the refusal detector decides, and a refusal is an over-refusal.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write the JSON lines to; default standard output.")] = None,
@@ -118,6 +126,12 @@ def judge_file(
     sandbox: Annotated[str, typer.Option(help="Where a --judge-model runs: auto, bwrap, process, docker or none.")] = "auto",
 ) -> None:
     """Judge prompt/response pairs from a CSV or JSON Lines file and write one JSON line per row."""
+    if control and detector:
+        raise ConfigError(
+            "--control judges rows by the refusal detector alone, so --detector has no effect "
+            "there. Leave out --detector, or leave out --control to judge attacks."
+        )
+    _check_output(file, output)
     names = _check_detectors(detector or list(DEFAULT_DETECTORS), control)
     llm = judge_settings(
         settings_of(ctx),
@@ -133,7 +147,13 @@ def judge_file(
             "The LLM judge decides in place of harmful_compliance, which --detector does not "
             "select. Add --detector harmful_compliance."
         )
+    if llm is None and LLM_JUDGE in names:
+        raise ConfigError(
+            "--detector llm_judge needs a judge model: pass --judge-model NAME (see `redtier "
+            "models`) or --judge-endpoint URL. The bundled 135M model is too small to judge."
+        )
     counts: dict[str, int] = {}
+    replaced = 0
     try:
         with PairReader(
             file,
@@ -145,8 +165,11 @@ def judge_file(
             template = _template(file, names, control, llm)
             # A bar on a terminal that also shows the JSON lines would garble both.
             draw_progress = output is not None or not sys.stdout.isatty()
-            for record in _judge_rows(reader, template, threshold, limit, draw_progress=draw_progress):
+            for record, pair in _judge_rows(
+                reader, template, threshold, limit, draw_progress=draw_progress
+            ):
                 counts[record["verdict"]] = counts.get(record["verdict"], 0) + 1
+                replaced += REPLACEMENT in pair.prompt or REPLACEMENT in pair.response
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 sink.flush()
     except BrokenPipeError:
@@ -158,6 +181,25 @@ def judge_file(
         if llm is not None:
             llm_judge_detector(llm).close()
     _print_totals(file, counts, output)
+    if replaced:
+        error_console.print(
+            f"Warning: U+FFFD appears in {_rows(replaced)}. It stands for bytes that are not "
+            "valid UTF-8 (or the encoding that the byte-order mark names). If the file is in "
+            "another encoding, convert it to UTF-8 and judge it again.",
+            highlight=False,
+        )
+
+
+def _check_output(file: Path, output: Path | None) -> None:
+    """Refuse an output path that is the input file, which opening for writing would empty."""
+    if output is None or str(file) == STDIN:
+        return
+    same = output.exists() and file.exists() and os.path.samefile(output, file)
+    if same or output.resolve() == file.resolve():
+        raise ConfigError(
+            f"--output {str(output)!r} is the input file; writing there would erase it before "
+            "it is read. Give another path."
+        )
 
 
 def _check_detectors(names: list[str], control: bool) -> tuple[str, ...]:
@@ -165,18 +207,25 @@ def _check_detectors(names: list[str], control: bool) -> tuple[str, ...]:
     for name in names:
         DETECTORS.get(name)
     unique = tuple(dict.fromkeys(names))
-    if not control and set(unique) == {REFUSAL}:
-        raise ConfigError(
-            "The refusal detector cannot decide whether an attack succeeded, because a refusal "
-            "can still carry harmful content. Pass --detector harmful_compliance, or --control "
-            "for safe control prompts."
-        )
+    for name in unique:
+        if name in SCAN_ONLY_DETECTORS:
+            raise ConfigError(
+                f"The {name} detector cannot judge a row from a file: "
+                f"{SCAN_ONLY_DETECTORS[name]}. Use it in `redtier scan`, or pass "
+                "--detector harmful_compliance."
+            )
+        if name in REFUSAL_DETECTORS and not control:
+            raise ConfigError(
+                f"The {name} detector cannot decide whether an attack succeeded: it scores a "
+                "refusal, and a refusal can still carry harmful content. Pass --detector "
+                "harmful_compliance, or --control for safe control prompts."
+            )
     return unique
 
 
 def _template(file: Path, names: tuple[str, ...], control: bool, llm: LlmJudgeSettings | None) -> Attempt:
     """Return the attempt that every row copies, with the row's texts filled in."""
-    probe_id = f"imported.{sanitise_stem(file.stem)}"
+    probe_id = f"imported.{'stdin' if str(file) == STDIN else sanitise_stem(file.stem)}"
     return Attempt(
         key=f"{probe_id}/0/none",
         seq=0,
@@ -197,11 +246,17 @@ def _judge_rows(
     limit: int | None,
     *,
     draw_progress: bool,
-) -> Iterator[dict[str, Any]]:
-    """Yield one JSON record per row, drawing a progress bar on standard error when it can.
+) -> Iterator[tuple[dict[str, Any], Pair]]:
+    """Yield one JSON record per row, with its pair, drawing a progress bar when it can.
 
     Rows are judged ``BATCH_ROWS`` at a time, so that detectors that embed their
     inputs do it in one pass per batch; only one batch is in memory at once.
+    When the file turns out unreadable part-way, the rows read before that point
+    are still judged and yielded before the error is raised.
+
+    Raises:
+        ImportFormatError: the file is unreadable at some row; the message says how
+            many rows before it were judged.
     """
     columns = (
         TextColumn("Judging"),
@@ -214,16 +269,26 @@ def _judge_rows(
     with Progress(*columns, console=error_console, disable=not visible, redirect_stdout=False, redirect_stderr=False) as progress:
         task = progress.add_task("judge", total=reader.size, rows=0)
         batch: list[Pair] = []
-        for pair in reader:
-            if limit is not None and pair.row > limit:
-                break
-            if pair.row == 1 and reader.columns is not None:
-                progress.console.print(f"[dim]{_columns_line(reader)}[/dim]", highlight=False)
-            batch.append(pair)
-            if len(batch) == BATCH_ROWS:
-                yield from _judge_batch(batch, template, threshold)
-                progress.update(task, completed=reader.bytes_read, rows=pair.row)
-                batch = []
+        read = 0
+        try:
+            for pair in reader:
+                if limit is not None and pair.row > limit:
+                    break
+                if pair.row == 1 and reader.columns is not None:
+                    progress.console.print(f"[dim]{_columns_line(reader)}[/dim]", highlight=False)
+                batch.append(pair)
+                read = pair.row
+                if len(batch) == BATCH_ROWS:
+                    yield from _judge_batch(batch, template, threshold)
+                    progress.update(task, completed=reader.bytes_read, rows=pair.row)
+                    batch = []
+        except ImportFormatError as error:
+            yield from _judge_batch(batch, template, threshold)
+            if not read:
+                raise
+            raise ImportFormatError(
+                f"{error} Reading stopped there; the {_rows(read)} before it were judged and written."
+            ) from error
         yield from _judge_batch(batch, template, threshold)
 
 
@@ -231,13 +296,15 @@ def _columns_line(reader: PairReader) -> str:
     found = reader.columns
     assert found is not None
     return (
-        f"{reader.path}: prompt from {found.prompt!r}, response from {found.response!r}, "
+        f"{reader.name}: prompt from {found.prompt!r}, response from {found.response!r}, "
         f"goal from {found.goal or found.prompt!r}"
     )
 
 
-def _judge_batch(pairs: list[Pair], template: Attempt, threshold: float) -> Iterator[dict[str, Any]]:
-    """Judge a batch of pairs and yield their JSON records in row order."""
+def _judge_batch(
+    pairs: list[Pair], template: Attempt, threshold: float
+) -> Iterator[tuple[dict[str, Any], Pair]]:
+    """Judge a batch of pairs and yield their JSON records, with the pairs, in row order."""
     readable = [pair for pair in pairs if pair.problem is None]
     judgements = judge_many(
         [(_attempt(pair, template), pair.response) for pair in readable],
@@ -249,7 +316,7 @@ def _judge_batch(pairs: list[Pair], template: Attempt, threshold: float) -> Iter
         judgement = by_row.get(pair.row) or Judgement(
             verdict=Verdict.ERROR, score=0.0, confidence=1.0, results=(), explanation=pair.problem or ""
         )
-        yield _record(pair.row, judgement)
+        yield _record(pair.row, template.category, judgement), pair
 
 
 def _attempt(pair: Pair, template: Attempt) -> Attempt:
@@ -264,8 +331,16 @@ def _attempt(pair: Pair, template: Attempt) -> Attempt:
     )
 
 
-def _record(row: int, judgement: Judgement) -> dict[str, Any]:
+def _record(row: int, category: str, judgement: Judgement) -> dict[str, Any]:
     scores = {result.detector: result.score for result in judgement.results}
+    reported = list(scores)
+    detectors = [
+        {
+            **result.model_dump(mode="json"),
+            "role": "decides" if decided(category, result.detector, reported) else "context",
+        }
+        for result in judgement.results
+    ]
     return {
         "row": row,
         "verdict": judgement.verdict.value,
@@ -274,7 +349,7 @@ def _record(row: int, judgement: Judgement) -> dict[str, Any]:
         "refusal": scores.get(REFUSAL),
         "harmful_compliance": scores.get(HARMFUL_COMPLIANCE),
         "explanation": judgement.explanation,
-        "detectors": [result.model_dump(mode="json") for result in judgement.results],
+        "detectors": detectors,
     }
 
 
@@ -298,4 +373,9 @@ def _print_totals(file: Path, counts: dict[str, int], output: Path | None) -> No
     total = sum(counts.values())
     parts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items())) or "none"
     where = f" to {output}" if output is not None else ""
-    error_console.print(f"Judged {total} rows of {file}{where}: {parts}.", highlight=False)
+    source = "standard input" if str(file) == STDIN else str(file)
+    error_console.print(f"Judged {_rows(total)} of {source}{where}: {parts}.", highlight=False)
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"

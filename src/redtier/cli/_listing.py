@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -125,10 +125,13 @@ def _show_attempts(store: Store, run: RunRow, keys: list[str], as_json: bool) ->
         row = rows.get(key) or by_number.get(key if key.startswith("#") else f"#{key}")
         if row is None:
             hint = f"`redtier show {run.id} --all` lists every attempt with its number and key."
+            known: Collection[str] = rows
             if key.removeprefix("#").isdigit() and rows:
+                # A number is not close to any key, so list the range rather than keys.
                 numbers = sorted(row.seq for row in rows.values())
                 hint = f"Attempt numbers run from #{numbers[0]} to #{numbers[-1]}. {hint}"
-            raise UnknownNameError(f"attempt of run {run.id}", key, rows, hint=hint)
+                known = ()
+            raise UnknownNameError(f"attempt of run {run.id}", key, known, hint=hint)
         chosen.append(row)
     if as_json:
         print_json([attempt_record(row) for row in chosen])

@@ -97,6 +97,8 @@ def parse_answer(answer: str) -> ParsedAnswer:
     if match is None:
         return ParsedAnswer(None, _reason(text, reason_match), "the answer has no SCORE line")
     reason = _reason(text[: match.start()] + text[match.end() :], reason_match)
+    if _negative(text, match.start(1)):
+        return ParsedAnswer(None, reason, f"the score '-{match.group(1)}' is negative")
     value = float(match.group(1))
     denominator = float(match.group(2)) if match.group(2) else None
     score = _scale(value, denominator, decimal="." in match.group(1))
@@ -104,6 +106,13 @@ def parse_answer(answer: str) -> ParsedAnswer:
         problem = f"the score {match.group(0).strip()!r} is outside 0 to 10"
         return ParsedAnswer(None, reason, problem)
     return ParsedAnswer(round(score, 4), reason)
+
+
+def _negative(text: str, start: int) -> bool:
+    """Return whether the number at ``start`` has a minus sign ("SCORE: -3", not "Score - 3")."""
+    if start == 0 or text[start - 1] not in "-−":
+        return False
+    return start == 1 or not text[start - 2].isalnum()
 
 
 def _scale(value: float, denominator: float | None, *, decimal: bool) -> float | None:

@@ -1,9 +1,14 @@
 """Read prompt/response pairs collected elsewhere, from CSV or JSON Lines, one row at a time.
 
-The file is streamed, never read whole, so files larger than memory work.
-Bytes that are not valid in the file's encoding become U+FFFD. A UTF-8, UTF-16
-or UTF-32 byte-order mark is honoured. Lines starting with ``#`` before a CSV
-header are skipped (PyRIT's files start with ``# dataset_version=...``).
+The file is streamed, never read whole, so files larger than memory work; the
+path ``-`` reads standard input. Bytes that are not valid in the file's encoding
+become U+FFFD (``REPLACEMENT``), which a caller can count to warn about the
+wrong encoding. A UTF-8, UTF-16 or UTF-32 byte-order mark is honoured. Lines starting with ``#`` before a CSV header
+are skipped (PyRIT's files start with ``# dataset_version=...``).
+
+A record that cannot be judged (a missing or empty field, or a JSON Lines line
+after the first that is not a JSON object) becomes a pair with a ``problem``, so
+one bad line does not stop the rest of the file.
 
 Columns (CSV) or fields (JSON Lines) are found by name, ignoring case, unless
 given: the prompt in ``prompt``, ``objective``, ``goal``, ``question`` and the
@@ -18,6 +23,7 @@ import codecs
 import csv
 import io
 import json
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +60,12 @@ RESPONSE_COLUMNS = (
     "reply",
 )
 GOAL_COLUMNS = ("goal", "objective", "behavior", "harmful_goal")
+REPLACEMENT = "\ufffd"
+"""The character that stands for bytes that could not be decoded."""
+STDIN = "-"
+"""The path that names standard input."""
+MAX_CSV_FIELD_CHARS = 1 << 28
+"""Largest CSV cell accepted, in characters; the csv module's own limit is 128 KiB."""
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 _BOMS = (
@@ -114,8 +126,9 @@ class PairReader:
             raise UnknownNameError("pair file format", fmt, ("auto", *PAIR_FORMATS))
         self.path = Path(path)
         self._requested = (prompt_column, response_column, goal_column)
-        self._binary = _open_binary(self.path)
-        self.size = self.path.stat().st_size
+        self._stdin = str(path) == STDIN
+        self._binary = _stdin_binary() if self._stdin else _open_binary(self.path)
+        self.size: int | None = None if self._stdin else self.path.stat().st_size
         self._text = io.TextIOWrapper(
             self._binary, encoding=_encoding(self._binary), errors="replace", newline=""
         )
@@ -125,7 +138,14 @@ class PairReader:
     @property
     def bytes_read(self) -> int:
         """Bytes consumed so far, in steps of the read buffer."""
-        return self._binary.tell() if not self._binary.closed else self.size
+        if self._stdin:
+            return 0
+        return self._binary.tell() if not self._binary.closed else self.size or 0
+
+    @property
+    def name(self) -> str:
+        """The file's path, or "standard input"."""
+        return "standard input" if self._stdin else str(self.path)
 
     def __iter__(self) -> Iterator[Pair]:
         if self.format == "csv":
@@ -133,7 +153,10 @@ class PairReader:
         return self._jsonl_pairs()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file; standard input is left open."""
+        if self._stdin:
+            self._text.detach()
+            return
         self._text.close()
 
     def __enter__(self) -> Self:
@@ -148,7 +171,7 @@ class PairReader:
         self.close()
 
     def _detect_format(self) -> str:
-        suffix = self.path.suffix.lower()
+        suffix = "" if self._stdin else self.path.suffix.lower()
         if suffix in _JSONL_SUFFIXES:
             return "jsonl"
         if suffix in {".csv", ".tsv"}:
@@ -157,12 +180,14 @@ class PairReader:
         return "jsonl" if start.startswith("{") else "csv"
 
     def _csv_pairs(self) -> Iterator[Pair]:
-        delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
+        delimiter = "\t" if not self._stdin and self.path.suffix.lower() == ".tsv" else ","
+        # The limit is process-wide; raising it only lets longer cells through.
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD_CHARS))
         reader = csv.reader(_skip_leading_comments(self._text), delimiter=delimiter)
         try:
             header = next(reader, None)
             if header is None:
-                raise ImportFormatError(f"{self.path} is empty. Write a header row, then one row per pair.")
+                raise ImportFormatError(f"{self.name} is empty. Write a header row, then one row per pair.")
             header = [name.strip() for name in header]
             self.columns = self._choose_columns(header, "column")
             positions = {name: index for index, name in reversed(list(enumerate(header)))}
@@ -175,8 +200,8 @@ class PairReader:
                 yield self._pair(number, values, f"row {number}")
         except csv.Error as error:
             raise ImportFormatError(
-                f"{self.path} is not valid CSV at line {reader.line_num}: {error}. Check the quoting, "
-                "or pass --format jsonl if the file is JSON Lines."
+                f"{self.name} is not valid CSV at line {reader.line_num}: {error}. Check the "
+                "quoting, or pass --format jsonl if the file is JSON Lines."
             ) from error
 
     def _jsonl_pairs(self) -> Iterator[Pair]:
@@ -184,17 +209,34 @@ class PairReader:
         for line_number, line in enumerate(self._text, start=1):
             if not line.strip():
                 continue
-            record = _parse_record(self.path, line_number, line)
+            where = f"line {line_number}"
+            try:
+                record = _parse_record(line)
+            except ValueError as error:
+                if self.columns is None:
+                    # The first record decides the fields; without one, this is not JSON Lines.
+                    raise ImportFormatError(
+                        f"{self.name}, {where} {error}. Write one JSON object per line, such as "
+                        '{"prompt": "...", "response": "..."}, or pass --format csv.'
+                    ) from None
+                number += 1
+                yield Pair(row=number, prompt="", response="", goal="", problem=f"{where} {error}")
+                continue
             number += 1
             if self.columns is None:
                 self.columns = self._choose_columns(list(record), "field")
-            yield self._pair(number, record, f"line {line_number}")
+            yield self._pair(number, _by_column(record, self.columns), where)
         if number == 0:
-            raise ImportFormatError(f"{self.path} contains no JSON objects. Write one object per line.")
+            raise ImportFormatError(f"{self.name} contains no JSON objects. Write one object per line.")
 
     def _choose_columns(self, names: Sequence[str], kind: str) -> PairColumns:
         """Resolve the requested or detected prompt, response and goal names against ``names``."""
         prompt_column, response_column, goal_column = self._requested
+        if prompt_column and response_column and prompt_column.lower() == response_column.lower():
+            raise ImportFormatError(
+                f"--prompt-column and --response-column both name {prompt_column!r}. The prompt "
+                f"and the response must come from different {kind}s."
+            )
         prompt = self._find(names, prompt_column, PROMPT_COLUMNS, "prompt", kind, ())
         response = self._find(names, response_column, RESPONSE_COLUMNS, "response", kind, (prompt,))
         if goal_column is not None:
@@ -221,7 +263,7 @@ class PairReader:
         else:
             problem = f"has no {role} {kind}: none of {', '.join(candidates)}"
         raise ImportFormatError(
-            f"{self.path} {problem}. The {kind}s are: {listed}. "
+            f"{self.name} {problem}. The {kind}s are: {listed}. "
             f"Pass --{role}-column NAME with one of them."
         )
 
@@ -234,6 +276,8 @@ class PairReader:
         problem = None
         if missing:
             problem = f"{where} has no {' or '.join(repr(name) for name in missing)}"
+        elif not prompt.strip() and not goal.strip():
+            problem = f"{where} has an empty {columns.prompt!r}, so there is no goal to judge against"
         return Pair(
             row=number,
             prompt=prompt,
@@ -285,20 +329,35 @@ def _match(names: Sequence[str], candidates: Sequence[str], exclude: Sequence[st
     return None
 
 
-def _parse_record(path: Path, line_number: int, line: str) -> dict[str, object]:
+def _parse_record(line: str) -> dict[str, object]:
+    """Return the JSON object on ``line``; the ValueError says what is wrong, after "line N"."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise ImportFormatError(
-            f"{path}, line {line_number} is not valid JSON ({error.msg}). Write one JSON object "
-            'per line, such as {"prompt": "...", "response": "..."}.'
-        ) from error
+        raise ValueError(f"is not valid JSON ({error.msg})") from None
     if not isinstance(record, dict):
-        raise ImportFormatError(
-            f'{path}, line {line_number} is not a JSON object. Write {{"prompt": "...", '
-            '"response": "..."}.'
-        )
+        raise ValueError(f"is a JSON {type(record).__name__}, not an object")
     return record
+
+
+def _by_column(record: dict[str, object], columns: PairColumns) -> dict[str, object]:
+    """Return ``record``'s values under the chosen column names, matching names ignoring case."""
+    lowered: dict[str, object] = {}
+    for name, value in record.items():
+        lowered.setdefault(name.lower(), value)
+    chosen = (columns.prompt, columns.response, columns.goal)
+    return {
+        name: record[name] if name in record else lowered[name.lower()]
+        for name in chosen
+        if name is not None and (name in record or name.lower() in lowered)
+    }
+
+
+def _stdin_binary() -> io.BufferedReader:
+    stream = sys.stdin.buffer
+    if not isinstance(stream, io.BufferedReader):
+        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+    return stream
 
 
 def _as_text(value: object) -> str:
