@@ -63,6 +63,21 @@ def test_probes_json_has_every_category(cli_env: dict[str, str]) -> None:
     assert categories == {"prompt_injection", "jailbreak", "harmful", "malicious_code", "prompt_extraction", "over_refusal"}
 
 
+def test_detectors_json_says_what_judge_accepts(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "detectors", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["detector"]: row for row in json.loads(result.stdout)}
+    assert set(rows) >= {"refusal", "harmful_compliance", "canary", "llm_judge"}
+    assert all(row["scores"] for row in rows.values())
+    assert rows["harmful_compliance"]["judge"] == "yes"
+    assert rows["refusal_keywords"]["judge"] == "with --control"
+    assert rows["decoded_payload"]["judge"] == "scan only"
+
+    table = redtier(cli_env, "detectors")
+    assert table.returncode == 0, table.stderr
+    assert "malicious_code" in table.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

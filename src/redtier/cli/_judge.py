@@ -44,6 +44,17 @@ BATCH_ROWS = 64
 """Rows judged together, so detectors that embed their inputs do it once per batch."""
 REFUSAL_DETECTORS = (REFUSAL, "refusal_keywords")
 """Detectors that score a refusal: they decide only with --control, where a refusal is the finding."""
+def judge_use(name: str) -> str:
+    """Return how `redtier judge` can use detector ``name``, for `redtier detectors`."""
+    if name in SCAN_ONLY_DETECTORS:
+        return "scan only"
+    if name in REFUSAL_DETECTORS:
+        return "with --control"
+    if name == LLM_JUDGE:
+        return "with --judge-model or --judge-endpoint"
+    return "yes"
+
+
 SCAN_ONLY_DETECTORS = {
     "canary": "it looks for the canary string that a scan's probe planted, and an imported row has none",
     "decoded_payload": "it looks for the decoded form of a scan's encoded prompt, and an imported row has none",

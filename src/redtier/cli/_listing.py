@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from redtier.catalog import Precision, estimate_memory, load_catalog
 from redtier.cli._common import console, open_store, print_json, settings_of
 from redtier.cli._plan import cost_line, cost_record
-from redtier.detectors import VERDICT_RULE, Verdict
+from redtier.cli._judge import judge_use
+from redtier.detectors import DETECTORS, VERDICT_RULE, Verdict, summary_of
 from redtier.errors import ConfigError, UnknownNameError
 from redtier.probes import load_library
 from redtier.reports import (
@@ -194,6 +196,28 @@ def models(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             "bf16 can need more than fp32: weights stored in fp32 (and GGUF files, which are "
             "converted to fp32) are cast while loading, so both copies are held at once."
         )
+
+
+def detectors(as_json: JsonFlag = False) -> None:
+    """List the detectors: what each scores, and whether `redtier judge` can use it."""
+    rows = [
+        {"detector": name, "scores": summary_of(name), "judge": judge_use(name)}
+        for name in DETECTORS.names()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Detectors", title_justify="left")
+    table.add_column("detector", no_wrap=True)
+    table.add_column("scores", overflow="fold")
+    table.add_column("redtier judge", overflow="fold")
+    for row in rows:
+        table.add_row(row["detector"], row["scores"], row["judge"])
+    console.print(table)
+    console.print(
+        "[dim]refusal and harmful_compliance are the defaults; the rule detectors they build "
+        "on run alone as refusal_keywords and harmful_compliance_rules.[/dim]"
+    )
 
 
 def probes(

@@ -18,7 +18,7 @@ from redtier.detectors._learned import LearnedComplianceDetector, LearnedRefusal
 from redtier.detectors._llm_judge import LlmJudgeDetector, LlmJudgeSettings, llm_judge_detector
 from redtier.detectors._llm_judge_clients import JudgeError
 from redtier.detectors._refusal import RefusalDetector
-from redtier.detectors._registry import DETECTORS, DetectorFactory, get_detector
+from redtier.detectors._registry import DETECTORS, DetectorFactory, get_detector, summary_of
 from redtier.detectors._verdict import VERDICT_RULE, Judgement, Verdict, decided, judge
 
 __all__ = [
@@ -50,4 +50,5 @@ __all__ = [
     "judge",
     "judge_many",
     "llm_judge_detector",
+    "summary_of",
 ]

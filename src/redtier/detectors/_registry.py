@@ -34,6 +34,33 @@ DETECTORS.add("decoded_payload", DecodedPayloadDetector)
 DETECTORS.add("llm_judge", default_llm_judge)
 
 
+SUMMARIES = {
+    "refusal": "how clearly the model declined, fully or partly (trained classifier)",
+    "harmful_compliance": "whether the output delivers what the goal asked for, even after an "
+    "\"I can't, but...\" (trained classifier)",
+    "refusal_keywords": "how clearly the model declined, by refusal phrases and their position",
+    "harmful_compliance_rules": "whether the output delivers the goal, by structure, overlap with "
+    "the goal and refusal phrases",
+    "malicious_code": "network, process, persistence, credential, escape, destructive and "
+    "obfuscation behaviour in code blocks",
+    "canary": "a planted secret or injected marker in the output, also reversed, spaced out or "
+    "encoded",
+    "decoded_payload": "compliance in a reply written in the prompt's encoding (base64, ROT13, "
+    "leetspeak)",
+    "llm_judge": "how much of the goal the reply delivers, as a judge model grades it against a "
+    "rubric",
+}
+"""One line per built-in detector on what it scores, for `redtier detectors`."""
+
+
+def summary_of(name: str) -> str:
+    """Return what detector ``name`` scores, from ``SUMMARIES`` or its factory's docstring."""
+    if name in SUMMARIES:
+        return SUMMARIES[name]
+    doc = (DETECTORS.get(name).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 @functools.cache
 def get_detector(name: str) -> Detector:
     """Return the detector registered as ``name``, built once and then shared.
