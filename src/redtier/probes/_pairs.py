@@ -3,8 +3,9 @@
 The file is streamed, never read whole, so files larger than memory work; the
 path ``-`` reads standard input. Bytes that are not valid in the file's encoding
 become U+FFFD (``REPLACEMENT``), which a caller can count to warn about the
-wrong encoding. A UTF-8, UTF-16 or UTF-32 byte-order mark is honoured. Lines starting with ``#`` before a CSV header
-are skipped (PyRIT's files start with ``# dataset_version=...``).
+wrong encoding. A UTF-8, UTF-16 or UTF-32 byte-order mark is honoured. Lines
+starting with ``#`` before a CSV header are skipped (PyRIT's files start with
+``# dataset_version=...``).
 
 A record that cannot be judged (a missing or empty field, or a JSON Lines line
 after the first that is not a JSON object) becomes a pair with a ``problem``, so
