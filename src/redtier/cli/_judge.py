@@ -44,6 +44,19 @@ BATCH_ROWS = 64
 """Rows judged together, so detectors that embed their inputs do it once per batch."""
 REFUSAL_DETECTORS = (REFUSAL, "refusal_keywords")
 """Detectors that score a refusal: they decide only with --control, where a refusal is the finding."""
+SCAN_ONLY_DETECTORS = {
+    "canary": "it looks for the canary string that a scan's probe planted, and an imported row has none",
+    "decoded_payload": "it looks for the decoded form of a scan's encoded prompt, and an imported row has none",
+}
+"""Detectors that need what a scan knows about an attempt, with the reason."""
+
+JudgeModelOption = Annotated[str | None, typer.Option("--judge-model", help="Catalog model that judges harmful compliance in place of the harmful_compliance detector (see `redtier models`); it runs in the sandbox like a scanned model.")]
+JudgeEndpointOption = Annotated[str | None, typer.Option("--judge-endpoint", help="Base URL of an OpenAI-compatible API whose model judges harmful compliance, e.g. http://127.0.0.1:8000/v1.")]
+JudgeApiModelOption = Annotated[str | None, typer.Option("--judge-api-model", help="Model name sent to --judge-endpoint.")]
+JudgeApiKeyEnvOption = Annotated[str | None, typer.Option("--judge-api-key-env", help="Environment variable that holds the API key for --judge-endpoint; the key itself is never stored.")]
+JudgeTimeoutOption = Annotated[float, typer.Option("--judge-timeout", min=0.1, max=3600.0, help="Seconds to wait for one answer from --judge-endpoint.")]
+
+
 def judge_use(name: str) -> str:
     """Return how `redtier judge` can use detector ``name``, for `redtier detectors`."""
     if name in SCAN_ONLY_DETECTORS:
@@ -53,19 +66,6 @@ def judge_use(name: str) -> str:
     if name == LLM_JUDGE:
         return "with --judge-model or --judge-endpoint"
     return "yes"
-
-
-SCAN_ONLY_DETECTORS = {
-    "canary": "it looks for the canary string that a scan's probe planted, and an imported row has none",
-    "decoded_payload": "it looks for the decoded form of a scan's encoded prompt, and an imported row has none",
-}
-"""Detectors that need what a scan knows about an attempt, with the reason."""
-
-JudgeModelOption = Annotated[str | None, typer.Option("--judge-model", help="Catalog model that judges harmful compliance in place of the rule-based detector (see `redtier models`); it runs in the sandbox like a scanned model.")]
-JudgeEndpointOption = Annotated[str | None, typer.Option("--judge-endpoint", help="Base URL of an OpenAI-compatible API whose model judges harmful compliance, e.g. http://127.0.0.1:8000/v1.")]
-JudgeApiModelOption = Annotated[str | None, typer.Option("--judge-api-model", help="Model name sent to --judge-endpoint.")]
-JudgeApiKeyEnvOption = Annotated[str | None, typer.Option("--judge-api-key-env", help="Environment variable that holds the API key for --judge-endpoint; the key itself is never stored.")]
-JudgeTimeoutOption = Annotated[float, typer.Option("--judge-timeout", min=0.1, max=3600.0, help="Seconds to wait for one answer from --judge-endpoint.")]
 
 
 def judge_settings(
