@@ -12,8 +12,8 @@ from rich.table import Table
 
 from redtier.catalog import Precision, estimate_memory, load_catalog
 from redtier.cli._common import console, open_store, print_json, settings_of
-from redtier.cli._plan import cost_line, cost_record
 from redtier.cli._judge import judge_use
+from redtier.cli._plan import cost_line, cost_record
 from redtier.detectors import DETECTORS, VERDICT_RULE, Verdict, summary_of
 from redtier.errors import ConfigError, UnknownNameError
 from redtier.probes import load_library

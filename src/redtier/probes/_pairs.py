@@ -211,17 +211,16 @@ class PairReader:
             if not line.strip():
                 continue
             where = f"line {line_number}"
-            try:
-                record = _parse_record(line)
-            except ValueError as error:
+            record = _parse_record(line)
+            if isinstance(record, str):
                 if self.columns is None:
                     # The first record decides the fields; without one, this is not JSON Lines.
                     raise ImportFormatError(
-                        f"{self.name}, {where} {error}. Write one JSON object per line, such as "
+                        f"{self.name}, {where} {record}. Write one JSON object per line, such as "
                         '{"prompt": "...", "response": "..."}, or pass --format csv.'
-                    ) from None
+                    )
                 number += 1
-                yield Pair(row=number, prompt="", response="", goal="", problem=f"{where} {error}")
+                yield Pair(row=number, prompt="", response="", goal="", problem=f"{where} {record}")
                 continue
             number += 1
             if self.columns is None:
@@ -330,14 +329,14 @@ def _match(names: Sequence[str], candidates: Sequence[str], exclude: Sequence[st
     return None
 
 
-def _parse_record(line: str) -> dict[str, object]:
-    """Return the JSON object on ``line``; the ValueError says what is wrong, after "line N"."""
+def _parse_record(line: str) -> dict[str, object] | str:
+    """Return the JSON object on ``line``, or what is wrong with it, worded to follow "line N"."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise ValueError(f"is not valid JSON ({error.msg})") from None
+        return f"is not valid JSON ({error.msg})"
     if not isinstance(record, dict):
-        raise ValueError(f"is a JSON {type(record).__name__}, not an object")
+        return f"is a JSON {type(record).__name__}, not an object"
     return record
 
 
