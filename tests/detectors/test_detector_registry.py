@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 import redtier.detectors
-from redtier.detectors import DETECTORS, Detector, DetectorResult, get_detector
+from redtier.detectors import DETECTORS, Detector, DetectorResult, get_detector, summary_of
 from redtier.errors import UnknownNameError
 from redtier.probes import Attempt
 
@@ -78,6 +78,7 @@ def test_public_api_pinned() -> None:
             "judge",
             "judge_many",
             "llm_judge_detector",
+            "summary_of",
         ]
     )
     for name in redtier.detectors.__all__:
@@ -107,3 +108,8 @@ def test_detector_contract(make_attempt: AttemptFactory, name: str) -> None:
         assert 0.0 <= result.score <= 1.0
         assert result.evidence, f"{name} gave no evidence for {output!r}"
         assert all("\n" not in line for line in result.evidence), result.evidence
+
+
+def test_every_registered_detector_has_a_summary() -> None:
+    for name in DETECTORS.names():
+        assert summary_of(name), name
