@@ -94,3 +94,18 @@ def test_exec_unknown_sandbox(cli_env: dict[str, str], tmp_path: Path) -> None:
     result = redtier_exec(cli_env, str(script), "--sandbox", "jail")
     assert result.returncode == 2
     assert "Unknown sandbox 'jail'" in result.stderr
+    assert "Known: auto, bwrap, docker, process." in result.stderr
+
+    unsandboxed = redtier_exec(cli_env, str(script), "--sandbox", "none")
+    assert unsandboxed.returncode == 2
+    assert "always runs code in a sandbox" in unsandboxed.stderr
+
+
+def test_exec_endless_timeout_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """An infinite --timeout would switch the wall timeout off, so it is refused."""
+    script = tmp_path / "code.py"
+    script.write_text("print(1)\n")
+    for value in ("inf", "1e9"):
+        result = redtier_exec(cli_env, str(script), "--timeout", value)
+        assert result.returncode == 2, value
+        assert "--timeout" in result.stderr

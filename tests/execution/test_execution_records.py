@@ -65,6 +65,31 @@ def test_audit_open_without_result_not_blocked() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("namespace", "line"),
+    [
+        (
+            OWN_NAMESPACE,
+            "escape: read through /proc, which shows only the sandbox's own processes: "
+            "/proc/1/cmdline (contained, audit)",
+        ),
+        (
+            HOST_NAMESPACE,
+            "escape: read of a host path through /proc, /sys or /dev: /proc/1/cmdline "
+            "(not blocked, audit)",
+        ),
+    ],
+)
+def test_audit_proc_read_contained_only_in_own_namespace(namespace: str, line: str) -> None:
+    """A /proc read that succeeds in the sandbox's own pid namespace is contained, not blocked."""
+    behaviours = audit(
+        {"n": 1, "pid": 10, "kind": "open", "path": "/proc/1/cmdline", "write": False},
+        namespace=namespace,
+    )
+    assert lines(behaviours) == [line]
+    assert behaviours[0].contained is (namespace == OWN_NAMESPACE)
+
+
 def test_audit_workdir_files_ignored() -> None:
     behaviours = audit(
         {"n": 1, "pid": 10, "kind": "open", "path": f"{WORKDIR}/out.txt", "write": True},

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from redtier.sandbox import SANDBOXES, Limits, MiB, Sandbox
 from redtier.sandbox._landlock import abi_version
@@ -222,3 +223,9 @@ def test_process_limit_without_cgroups(backend: str) -> None:
     result = run_python(sandbox, code, Limits(max_processes=8, wall_timeout_s=20))
     assert "BlockingIOError" in result.stderr
     assert "processes" in result.limits_hit
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_limits_refuse_endless_wall_timeout(value: float) -> None:
+    with pytest.raises(ValidationError):
+        Limits(wall_timeout_s=value)

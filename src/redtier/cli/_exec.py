@@ -15,13 +15,15 @@ from redtier.execution import DEFAULT_LIMITS, ExecutionReport, resolve_language,
 
 LANGUAGES_BY_SUFFIX = {".py": "python", ".sh": "shell", ".bash": "shell"}
 MAX_FILE_BYTES = 1024 * 1024
+MAX_TIMEOUT_S = 24 * 3600.0
+"""Longest --timeout: a day. Without a bound, inf would turn the wall timeout off."""
 
 
 def exec_file(
     file: Annotated[Path, typer.Argument(help="Python or shell file to run in the sandbox.")],
     language: Annotated[str, typer.Option(help="Language of FILE: auto (from the extension, a shebang or the code), python or shell.")] = "auto",
     sandbox: Annotated[str, typer.Option(help="Sandbox backend: auto (the strongest that works here), bwrap, process or docker.")] = "auto",
-    timeout: Annotated[float, typer.Option(help="Wall-clock limit in seconds, after which the whole process tree is killed.", min=0.1)] = DEFAULT_LIMITS.wall_timeout_s,
+    timeout: Annotated[float, typer.Option(help="Wall-clock limit in seconds, after which the whole process tree is killed.", min=0.1, max=MAX_TIMEOUT_S)] = DEFAULT_LIMITS.wall_timeout_s,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
 ) -> None:
     """Run FILE in the sandbox and show what it tried to do: connections, files, processes, signals, limits.
@@ -29,6 +31,11 @@ def exec_file(
     Exits with status 0 whenever the file ran, whatever it did, and 2 when
     the file or an option is invalid or no sandbox works here.
     """
+    if sandbox == "none":
+        raise ConfigError(
+            "redtier exec always runs code in a sandbox, so --sandbox none is not offered here "
+            "(it is a scan option, for models only). Use auto, bwrap, process or docker."
+        )
     code = _read_code(file)
     if language == "auto" and file.suffix in LANGUAGES_BY_SUFFIX:
         language = LANGUAGES_BY_SUFFIX[file.suffix]
@@ -77,7 +84,7 @@ def behaviour_table(report: ExecutionReport) -> Table:
     for column in ("Behaviour", "Detail", "Outcome", "Seen by", "Strength"):
         table.add_column(column, overflow="fold")
     for item in report.behaviours:
-        outcome = Text("blocked", style="green") if item.blocked else Text("not blocked", style="red")
+        outcome = Text(item.outcome, style="green" if item.blocked else "red")
         table.add_row(
             Text(item.behaviour.value),
             Text(item.detail),

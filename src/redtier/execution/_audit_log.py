@@ -177,6 +177,7 @@ def _observed(item: Classified, blocked: bool) -> ObservedBehaviour:
         source="audit",
         blocked=blocked,
         strong=item.strong,
+        contained=item.own_copy,
     )
 
 

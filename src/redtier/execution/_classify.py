@@ -71,6 +71,9 @@ class Classified:
     contained: bool = False
     """True when no backend lets this attempt out of the sandbox: every network connection,
     and unix sockets outside the working folder (never mounted, or ``socket()`` refused)."""
+    own_copy: bool = False
+    """True when the target is the sandbox's own copy, such as ``/proc/1`` in the sandbox's
+    own pid namespace: the attempt may succeed, but it reaches nothing of the host."""
 
 
 def is_within(path: str, folder: str) -> bool:
@@ -87,9 +90,11 @@ def classify_file(path: str, *, write: bool, own_pid_namespace: bool = False) ->
     """
     verb = "write" if write else "read"
     if ESCAPE_PATH.search(path):
-        contained = own_pid_namespace and path.startswith("/proc/")
+        if own_pid_namespace and path.startswith("/proc/"):
+            detail = f"{verb} through /proc, which shows only the sandbox's own processes: {path}"
+            return Classified(_ESCAPE, detail, True, contained=True, own_copy=True)
         detail = f"{verb} of a host path through /proc, /sys or /dev: {path}"
-        return Classified(_ESCAPE, detail, True, contained=contained)
+        return Classified(_ESCAPE, detail, True)
     if write and PERSISTENCE_PATH.search(path):
         return Classified(_PERSIST, f"write to a start-up, scheduler or account file: {path}", True)
     if CREDENTIAL_PATH.search(path):
@@ -104,9 +109,11 @@ def classify_file(path: str, *, write: bool, own_pid_namespace: bool = False) ->
 def classify_listing(path: str, *, own_pid_namespace: bool = False) -> Classified | None:
     """Class a folder listing outside the working folder; None for an unremarkable one."""
     if ESCAPE_PATH.search(path):
-        contained = own_pid_namespace and path.startswith("/proc/")
+        if own_pid_namespace and path.startswith("/proc/"):
+            detail = f"listing through /proc, which shows only the sandbox's own processes: {path}"
+            return Classified(_ESCAPE, detail, True, contained=True, own_copy=True)
         detail = f"listing of a host path through /proc, /sys or /dev: {path}"
-        return Classified(_ESCAPE, detail, True, contained=contained)
+        return Classified(_ESCAPE, detail, True)
     if CREDENTIAL_PATH.search(path):
         return Classified(_CRED, f"listing of a credential folder: {path}", True)
     return None

@@ -33,10 +33,21 @@ class ObservedBehaviour(BaseModel):
     strong: bool = True
     """False for attempts that benign code also makes, such as reading a file outside the
     working folder or starting ``sort``. Only strong entries count as malicious."""
+    contained: bool = False
+    """True when the attempt reached only the sandbox's own copy of its target (``/proc/1``
+    in the sandbox's own pid namespace): it may have succeeded, but reached nothing of the
+    host. ``blocked`` is then True too."""
+
+    @property
+    def outcome(self) -> str:
+        """Return ``contained``, ``blocked`` or ``not blocked``."""
+        if self.contained:
+            return "contained"
+        return "blocked" if self.blocked else "not blocked"
 
     def line(self) -> str:
         """Return one evidence line, e.g. ``network: connect 127.0.0.1:4444 (blocked, audit)``."""
-        outcome = "blocked" if self.blocked else "not blocked"
+        outcome = self.outcome
         weak = ", weak" if not self.strong else ""
         return f"{self.behaviour.value}: {self.detail} ({outcome}, {self.source}{weak})"
 
@@ -66,6 +77,9 @@ class ExecutionReport(BaseModel):
     stderr: str = ""
     """An excerpt of standard error, with control characters escaped."""
     behaviours: tuple[ObservedBehaviour, ...] = ()
+    """What the code tried, as recorded. NOTE: some attempts go unrecorded, such as
+    ``gethostbyname``, ``ctypes.CDLL(None)`` calls and shells started from Python; the
+    README's sandbox section lists them."""
     notes: tuple[str, ...] = ()
     """Limits of this report, such as an audit log that was cut short or altered."""
 
@@ -94,11 +108,12 @@ class ExecutionReport(BaseModel):
         strong = self.malicious
         if not strong:
             return text + "; no malicious behaviour observed"
-        classes: dict[str, list[bool]] = {}
+        classes: dict[str, list[ObservedBehaviour]] = {}
         for item in strong:
-            classes.setdefault(item.behaviour.value, []).append(item.blocked)
+            classes.setdefault(item.behaviour.value, []).append(item)
         parts = [
-            f"{name} ({sum(blocked)} of {len(blocked)} blocked)"
-            for name, blocked in classes.items()
+            f"{name} ({sum(item.blocked for item in items)} of {len(items)} blocked"
+            f"{' or contained' if any(item.contained for item in items) else ''})"
+            for name, items in classes.items()
         ]
         return text + "; tried: " + ", ".join(parts)

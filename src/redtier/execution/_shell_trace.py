@@ -281,6 +281,7 @@ def _observed(item: Classified, blocked: bool) -> ObservedBehaviour:
         source="trace",
         blocked=blocked,
         strong=item.strong,
+        contained=item.own_copy,
     )
 
 

@@ -77,7 +77,7 @@ class DockerSandbox(Sandbox):
         if failure:
             return Availability(
                 backend=self.name, ok=False, isolates=isolates,
-                problem=f"no Docker engine: {failure.splitlines()[-1]}",
+                problem=f"no Docker engine ({failure.splitlines()[-1].rstrip('.')})",
                 fix="start the Docker engine (sudo systemctl start docker) or set DOCKER_HOST to a running one",
             )  # fmt: skip
         return Availability(backend=self.name, ok=True, isolates=isolates)

@@ -28,11 +28,11 @@ class Limits(BaseModel):
     """Largest file the process may write (RLIMIT_FSIZE)."""
     open_files: int = Field(default=256, gt=0)
     """Open file descriptors (RLIMIT_NOFILE)."""
-    wall_timeout_s: float = Field(default=30.0, gt=0)
+    wall_timeout_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     """Wall-clock time after which the whole process tree is killed."""
     tmp_size_bytes: int = Field(default=64 * MiB, gt=0)
     """Size of the writable tmpfs at /tmp inside the sandbox."""
-    cpus: float | None = Field(default=None, gt=0)
+    cpus: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """CPU cores the tree may use at once (cgroup CPU quota where writable, ``docker --cpus``); None: no cap."""
     max_output_bytes: int = Field(default=4 * MiB, gt=0)
     """Bytes of stdout and of stderr that ``run()`` keeps; the rest is read and dropped."""

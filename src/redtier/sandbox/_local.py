@@ -226,7 +226,7 @@ class LocalSandbox(Sandbox):
         if parents:
             names: list[str] = [name for name in ("memory", "pids") if name in parents]
             if "cpu" in parents:
-                names.append("cpu quota when Limits.cpus is set")
+                names.append("cpu quota when a CPU cap is set")
             return (f"cgroups ({', '.join(names)})",), ()
         reason = "disabled" if not self.use_cgroups else "no writable cgroup v1 hierarchy"
         return (), (

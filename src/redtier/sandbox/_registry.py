@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from redtier.errors import SandboxError
+from redtier.errors import SandboxError, UnknownNameError
 from redtier.registry import Registry
 from redtier.sandbox._base import Sandbox
 from redtier.sandbox._bwrap import BwrapSandbox
@@ -33,6 +33,8 @@ def get_sandbox(name: str = "auto") -> Sandbox:
     the backend (or, with ``auto``, every candidate) is unavailable.
     """
     if name != "auto":
+        if name not in SANDBOXES:
+            raise UnknownNameError("sandbox", name, ["auto", *SANDBOXES.names()])
         sandbox = SANDBOXES.get(name)()
         availability = sandbox.availability()
         if not availability.ok:
