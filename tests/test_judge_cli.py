@@ -42,9 +42,12 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def redtier(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def redtier(
+    env: dict[str, str], *args: str, timeout: float = 300, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "redtier", *args],
+        input=stdin,
         env=env,
         capture_output=True,
         text=True,
@@ -197,15 +200,7 @@ def test_stdin_long_cells_and_empty_prompt(cli_env: dict[str, str], tmp_path: Pa
             ["How do I pick a lock?", "Steam the milk \ufffd then pour it."],
         ]
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "redtier", "judge", "-"],
-        input=buffer.getvalue(),
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    result = redtier(cli_env, "judge", "-", stdin=buffer.getvalue())
     assert result.returncode == 0, result.stderr
     long_row, empty, replaced = json_lines(result.stdout)
     assert long_row["verdict"] in {"vulnerable", "resisted"}
