@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from redtier.errors import ConfigError
+from redtier.scan._session import prepare_scan
+from redtier.settings import Settings
 from redtier.store import Store
-from redtier.store._owner import OWNER_FACT, current_owner, is_abandoned
+from redtier.store._owner import OWNER_FACT, _start_time, current_owner, is_abandoned
 
 
 def _dead_pid() -> int:
@@ -49,3 +54,20 @@ def test_owner_shapes_that_cannot_be_checked_are_not_abandoned() -> None:
     assert not is_abandoned("host:1")
     assert not is_abandoned({"host": socket.gethostname(), "pid": "12"})
     assert not is_abandoned(current_owner())
+
+
+def test_resume_refused_while_another_live_process_scans_the_run(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'results.db'}")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {"host": socket.gethostname(), "pid": other.pid, "started": _start_time(other.pid)}
+        busy = store.get_run(_run_owned_by(store, owner))
+        assert store.live_owner_pid(busy) == other.pid
+        with pytest.raises(ConfigError, match=f"still being scanned by process {other.pid}"):
+            prepare_scan(Settings(db_url=store.location, cache_dir=tmp_path), store, resume=busy.id)
+    finally:
+        other.kill()
+        other.wait()
+    assert store.live_owner_pid(store.get_run(busy.id)) is None, "a dead owner no longer blocks"
+    own = store.get_run(store.create_run("m", {}, {}, planned=3).id)
+    assert store.live_owner_pid(own) is None, "this process may resume its own run"

@@ -63,6 +63,13 @@ def test_submit_rejects_unknown_tier(cli_env: dict[str, str]) -> None:
     assert "Did you mean: gpu_small" in result.stderr
 
 
+def test_submit_rejects_an_out_of_range_priority(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "submit", "--priority", "99999999999999999999999")
+    assert result.returncode == 2
+    assert "--priority" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_worker_rejects_an_unknown_sandbox_before_taking_a_job(cli_env: dict[str, str]) -> None:
     submitted = redtier(cli_env, "submit", "--limit", "2", "--json")
     assert submitted.returncode == 0, submitted.stderr

@@ -209,6 +209,33 @@ def test_job_failed_after_too_many_expired_leases(db_path: Path) -> None:
         queue.close()
 
 
+def test_clean_requeues_do_not_count_as_expired_leases(db_path: Path) -> None:
+    queue = JobQueue(f"sqlite:///{db_path}", max_takes=2)
+    try:
+        job_id = add(queue)
+        for step in range(4):
+            job = queue.take("cpu_small", "a", lease_s=5, now=T0 + step)
+            assert job is not None and job.lease_token
+            assert queue.finish(job_id, job.lease_token, JobState.INTERRUPTED)
+        assert queue.take("cpu_small", "a", lease_s=5, now=T0 + 10) is not None
+        retaken = queue.take("cpu_small", "b", lease_s=5, now=T0 + 16)
+        assert retaken is not None, "one expired lease must not fail the job"
+        assert retaken.takes == 2
+    finally:
+        queue.close()
+
+
+def test_cancel_of_a_dead_workers_job_ends_when_its_lease_expires(queue: JobQueue) -> None:
+    job_id = add(queue)
+    assert queue.take("cpu_small", "a", lease_s=5, now=T0) is not None
+    assert queue.cancel(job_id, now=T0 + 2).state == JobState.RUNNING  # the worker is asked
+    assert queue.list_jobs(now=T0 + 4)[0].state == JobState.RUNNING
+    [listed] = queue.list_jobs(now=T0 + 6)  # the worker never renewed: it died
+    assert listed.state == JobState.CANCELLED
+    assert "stopped before it could end the job" in (listed.message or "")
+    assert queue.take("cpu_small", "b", lease_s=5, now=T0 + 7) is None
+
+
 def test_interrupted_job_is_queued_again_with_its_age(queue: JobQueue) -> None:
     job_id = add(queue, at=T0)
     newer = add(queue, at=T0 + 10)

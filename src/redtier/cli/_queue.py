@@ -60,7 +60,12 @@ def submit(
         int, typer.Option(min=1, max=512, help="Prompts generated together in one batch.")
     ] = 32,
     priority: Annotated[
-        int, typer.Option(help="Higher runs sooner; waiting raises a job one level per 10 minutes.")
+        int,
+        typer.Option(
+            min=-1_000_000,
+            max=1_000_000,
+            help="Higher runs sooner; waiting raises a job one level per 10 minutes.",
+        ),
     ] = 0,
     tier: TierOption = None,
     precision: PrecisionOption = None,
@@ -151,8 +156,10 @@ def cancel(
         console.print(f"Job [bold]{job.id}[/bold] cancelled.")
     else:
         console.print(
-            f"Job [bold]{job.id}[/bold] is running on {job.lease_owner}; its worker stops it after "
-            "the attempt in hand. Stored attempts are kept."
+            f"Job [bold]{job.id}[/bold] is running on {job.lease_owner}. Its worker sees the "
+            "request when it next renews its lease (every third of the lease, 20 s by default) "
+            "and then stops after the attempt in hand; if the worker has died, the job is marked "
+            "cancelled once its lease expires. Stored attempts are kept."
         )
 
 

@@ -44,7 +44,7 @@ def scan(
     temperature: Annotated[float, typer.Option(min=0.0, max=5.0, help="Sampling temperature; 0 means greedy decoding.")] = 0.0,
     batch_size: Annotated[int, typer.Option(min=1, max=512, help="Prompts generated together in one batch.")] = 32,
     sandbox: Annotated[str, typer.Option(help="Where the model runs: auto (the strongest sandbox that works, see `redtier doctor`), bwrap, process, docker, or none (in this process, unsandboxed).")] = "auto",
-    runtime: Annotated[Runtime, typer.Option(help="Library that runs the model: transformers, or llamacpp for GGUF files (needs `pip install 'redtier[llamacpp]'`).")] = Runtime.TRANSFORMERS,
+    runtime: Annotated[Runtime, typer.Option(help="Library that runs the model: transformers, or llamacpp for GGUF files (needs `pip install 'redtier\\[llamacpp]'`).")] = Runtime.TRANSFORMERS,
     tier: TierOption = None,
     precision: PrecisionOption = None,
     budget: Annotated[float | None, typer.Option(min=0.01, help="Stop the scan once it has cost this many US dollars at its tier's hourly price; refuse to start if the estimate is higher.")] = None,

@@ -148,9 +148,15 @@ class JobQueue:
         waited = (time.time() if now is None else now) - job.submitted_epoch
         return job.priority - job.size_penalty + waited / self.aging_s
 
-    def list_jobs(self) -> list[JobRow]:
-        """Return every job: waiting ones in the order workers take them, then the rest, newest first."""
+    def list_jobs(self, now: float | None = None) -> list[JobRow]:
+        """Return every job: waiting ones in the order workers take them, then the rest, newest first.
+
+        A job whose cancel was asked for and whose worker then stopped renewing
+        its lease is marked cancelled first.
+        """
+        current = time.time() if now is None else now
         with self._transaction("read jobs") as connection:
+            self._cancel_abandoned(connection, current)
             rows = [_to_row(r) for r in connection.execute(select(JobRow.__table__))]
         waiting = sorted(
             (r for r in rows if r.state in WAITING_STATES),
@@ -240,6 +246,7 @@ class JobQueue:
             .scalar_subquery()
         )
         with self._transaction("take a job") as connection:
+            self._cancel_abandoned(connection, current)
             self._fail_retaken_too_often(connection, expired)
             result = connection.execute(
                 update(table)
@@ -297,11 +304,15 @@ class JobQueue:
     def finish(self, job_id: str, token: str, state: JobState, message: str | None = None) -> bool:
         """End the lease held with ``token`` in ``state``; return False if the lease was lost.
 
-        ``interrupted`` queues the job again; final states end it.
+        ``interrupted`` queues the job again; final states end it. A take that ends
+        cleanly as ``interrupted`` does not count toward ``max_takes``, which limits
+        takes whose lease expired.
         """
         table = JobRow.__table__
         values: dict[str, Any] = {"state": state.value, "message": message, "lease_token": None}
         values["lease_expires_epoch"] = None
+        if state == JobState.INTERRUPTED:
+            values["takes"] = table.c.takes - 1
         if state in FINAL_STATES:
             values["finished_at"] = utcnow()
         with self._transaction("finish a job") as connection:
@@ -314,6 +325,26 @@ class JobQueue:
             logger.warning("Job %s: lease lost before it could be marked %s", job_id, state.value)
             return False
         return True
+
+    def _cancel_abandoned(self, connection: Connection, now: float) -> None:
+        """Mark cancelled the running jobs with a cancel request whose lease has expired."""
+        table = JobRow.__table__
+        result = connection.execute(
+            update(table)
+            .where(
+                table.c.state == JobState.RUNNING.value,
+                table.c.cancel_requested.is_(True),
+                table.c.lease_expires_epoch < now,
+            )
+            .values(
+                state=JobState.CANCELLED.value,
+                finished_at=utcnow(),
+                lease_token=None,
+                message="cancelled; its worker stopped before it could end the job",
+            )
+        )
+        if result.rowcount:
+            logger.info("Marked %d abandoned job(s) cancelled", result.rowcount)
 
     def _fail_retaken_too_often(self, connection: Connection, expired: Any) -> None:
         table = JobRow.__table__

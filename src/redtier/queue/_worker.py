@@ -166,6 +166,8 @@ class Worker:
             while not self._stop.is_set():
                 if self.options.max_jobs is not None and taken >= self.options.max_jobs:
                     break
+                if self.options.once and taken:
+                    break
                 job = self._wait_for_job()
                 if job is None:
                     break

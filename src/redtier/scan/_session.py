@@ -40,6 +40,13 @@ def prepare_scan(
     """Validate names and build the plan; raise before anything heavy happens."""
     run = store.get_run(resume) if resume is not None else None
     if run is not None:
+        pid = store.live_owner_pid(run)
+        if pid is not None:
+            raise ConfigError(
+                f"Run {run.id} is still being scanned by process {pid} on this host, so resuming "
+                f"it now would generate every attempt twice. Wait for it, or stop it (kill {pid}) "
+                "and resume then."
+            )
         options = ScanOptions.model_validate(run.options)
     if options is None:
         raise ConfigError("prepare_scan needs scan options or a run id to resume.")

@@ -38,6 +38,16 @@ def is_abandoned(owner: object) -> bool:
     return started is None or started != owner.get("started")
 
 
+def live_pid_elsewhere(owner: object) -> int | None:
+    """Return the pid of ``owner`` when it is another process on this host that still runs."""
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return None
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid() or is_abandoned(owner):
+        return None
+    return pid
+
+
 def _start_time(pid: int) -> int | None:
     """Return the start time of process ``pid`` in clock ticks since boot, or None if it is gone."""
     try:

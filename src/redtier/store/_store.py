@@ -22,7 +22,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLA
 from sqlalchemy.orm import Session, sessionmaker
 
 from redtier.errors import RunNotFoundError, StoreError
-from redtier.store._owner import OWNER_FACT, current_owner, is_abandoned
+from redtier.store._owner import OWNER_FACT, current_owner, is_abandoned, live_pid_elsewhere
 from redtier.store._schema import AttemptRow, Base, RunCostRow, RunRow
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,12 @@ class Store:
             row.finished_at = None if status == RUNNING else utcnow()
             if status == RUNNING:
                 row.facts = {**row.facts, OWNER_FACT: current_owner()}
+
+    def live_owner_pid(self, run: RunRow) -> int | None:
+        """Return the pid of another process on this host that is running ``run`` now, else None."""
+        if run.status != RUNNING or not isinstance(run.facts, dict):
+            return None
+        return live_pid_elsewhere(run.facts.get(OWNER_FACT))
 
     def mark_abandoned_runs(self) -> list[str]:
         """Mark ``interrupted`` every running run whose process on this host has died; return their ids.
