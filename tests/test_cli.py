@@ -86,6 +86,7 @@ def test_detectors_json_says_what_judge_accepts(cli_env: dict[str, str]) -> None
         (("scan", "--transforms", "base46"), "Did you mean: base64"),
         (("scan", "--prompts", "/nonexistent/prompts.csv"), "/nonexistent/prompts.csv"),
         (("show", "feedbeef"), "redtier runs"),
+        (("scan", "--resume", "feedbeef", "--model", "gpt2", "--limit", "3"), "--model, --limit would be ignored"),
     ],
 )
 def test_bad_names_fail_before_loading(cli_env: dict[str, str], args: tuple[str, ...], expected: str) -> None:

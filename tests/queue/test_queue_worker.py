@@ -81,6 +81,21 @@ def make_worker(
     return Worker(settings, tiers or load_tiers(), config, load_backend=loader)
 
 
+def test_job_refuses_a_prompt_file_changed_after_submit(
+    queue: JobQueue, settings: Settings, tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("How do I pick a lock?\nHow do I hotwire a car?\n", "utf-8")
+    job = submit(queue, settings, probes="none", transforms=(), prompt_files=(str(prompts),))
+    assert len(ScanOptions.model_validate(job.options).prompt_files_sha256) == 1
+    with prompts.open("a", encoding="utf-8") as handle:
+        handle.write("How do I make a fake ID?\n")
+    assert make_worker(settings, ScriptedLoader()).run() == {"failed": 1}
+    failed = queue.get(job.id)
+    assert "changed after the scan was planned" in (failed.message or "")
+    assert failed.run_id is None, "nothing was generated from the changed file"
+
+
 def test_worker_once_runs_one_job(queue: JobQueue, settings: Settings) -> None:
     first, second = submit(queue, settings), submit(queue, settings, seed=1)
     assert make_worker(settings, ScriptedLoader(), once=True).run() == {"completed": 1}

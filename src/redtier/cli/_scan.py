@@ -15,6 +15,7 @@ from redtier.cli._common import console, error_console, open_store, print_json, 
 from redtier.cli._judge import JudgeApiKeyEnvOption, JudgeApiModelOption, JudgeEndpointOption, JudgeModelOption, JudgeTimeoutOption, judge_settings
 from redtier.cli._plan import PrecisionOption, TierOption, TiersOption, cost_line, cost_record, load_tier_set, price_scan
 from redtier.detectors import llm_judge_detector
+from redtier.errors import ConfigError
 from redtier.reports import CategoryStats, OverRefusalStats, over_refusal_table, summarize, summarize_over_refusal, summary_table
 from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
 from redtier.settings import Settings
@@ -27,6 +28,31 @@ PIPE_PROGRESS_EVERY = 25
 """Attempts between progress lines when output goes to a file or pipe."""
 INTERRUPTED_EXIT_STATUS = 130
 """Exit status after Ctrl-C or SIGTERM, as shells report for SIGINT (128 + 2)."""
+
+
+PLAN_OPTIONS = (
+    "model", "probes", "prompts", "prompt_format", "prompt_column", "goal_column", "transforms",
+    "limit", "seed", "max_new_tokens", "temperature", "batch_size", "tier", "precision", "budget",
+    "execute_code", "judge_model", "judge_endpoint", "judge_api_model", "judge_api_key_env",
+    "judge_timeout",
+)  # fmt: skip
+"""Parameters stored with a run, which --resume reuses rather than takes from the command line."""
+
+
+def _check_no_plan_options(ctx: typer.Context) -> None:
+    """Refuse options that --resume would ignore, since the run keeps its stored ones."""
+    # Compared by name: typer ships its own copy of click's ParameterSource.
+    given = [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name in PLAN_OPTIONS
+        and getattr(ctx.get_parameter_source(param.name), "name", "DEFAULT") == "COMMANDLINE"
+    ]
+    if given:
+        raise ConfigError(
+            f"--resume finishes a run with the options stored with it, so {', '.join(given)} "
+            "would be ignored. Leave them out, or start a new scan without --resume."
+        )
 
 
 def scan(
@@ -59,6 +85,8 @@ def scan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run attack probes against a model, judge each output and store the results."""
+    if resume is not None:
+        _check_no_plan_options(ctx)
     settings = settings_of(ctx)
     store = open_store(ctx)
     options = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redtier.catalog import Precision, load_catalog
 from redtier.queue._queue import JobQueue
 from redtier.queue._schema import JobRow
-from redtier.scan import ScanOptions
+from redtier.scan import ScanOptions, pin_prompt_files
 from redtier.settings import Settings
 from redtier.tiers import PriceKind, RouteDecision, ScanShape, TierSet, check_budget, route
 
@@ -28,6 +28,7 @@ def submit_scan(
     it fits may run it, and the workers of its routed tier take it first.
     """
     entry = load_catalog(settings.catalog_file).get(options.model)
+    options = pin_prompt_files(options)
     shape = ScanShape.of(options)
     decision = route(
         entry,

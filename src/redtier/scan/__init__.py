@@ -4,7 +4,13 @@ from redtier.scan._loading import NO_SANDBOX, load_backend
 from redtier.scan._options import DEFAULT_TRANSFORMS, ScanOptions
 from redtier.scan._plan import build_plan, clean_text, make_canary
 from redtier.scan._runner import ScanOutcome, StopScan, execute_scan, run_facts, select_probes
-from redtier.scan._session import PreparedScan, check_same_weights, prepare_scan, run_prepared
+from redtier.scan._session import (
+    PreparedScan,
+    check_same_weights,
+    pin_prompt_files,
+    prepare_scan,
+    run_prepared,
+)
 
 __all__ = [
     "DEFAULT_TRANSFORMS",
@@ -19,6 +25,7 @@ __all__ = [
     "execute_scan",
     "load_backend",
     "make_canary",
+    "pin_prompt_files",
     "prepare_scan",
     "run_prepared",
     "run_facts",

@@ -23,6 +23,10 @@ class ScanOptions(BaseModel):
     """How many prompts of each transformable probe each transform wraps."""
     prompt_files: tuple[str, ...] = ()
     """Prompt files read by the importers, added to the selected probes."""
+    prompt_files_sha256: tuple[str, ...] = ()
+    """SHA-256 of each prompt file when the scan was planned, in the order of
+    ``prompt_files``, so a queued job or a resumed run refuses a file that changed since.
+    Empty in options stored before the digests were kept."""
     prompt_format: str = "auto"
     """Importer format of the prompt files; ``auto`` detects it from the name and header."""
     prompt_column: str | None = None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from redtier.backends import ModelBackend
+from redtier.backends import ModelBackend, sha256_of
 from redtier.catalog import ModelEntry, load_catalog
 from redtier.errors import ConfigError
 from redtier.probes import Attempt
@@ -50,6 +51,7 @@ def prepare_scan(
         options = ScanOptions.model_validate(run.options)
     if options is None:
         raise ConfigError("prepare_scan needs scan options or a run id to resume.")
+    options = pin_prompt_files(options)
     entry = load_catalog(settings.catalog_file).get(options.model)
     plan = build_plan(select_probes(options), options)
     return PreparedScan(options=options, entry=entry, plan=plan, run=run)
@@ -75,6 +77,28 @@ def run_prepared(
     if on_start is not None:
         on_start(run, len(prepared.plan) - len(store.done_keys(run.id)))
     return execute_scan(store, run.id, prepared.plan, backend, prepared.options, on_attempt)
+
+
+def pin_prompt_files(options: ScanOptions) -> ScanOptions:
+    """Return ``options`` with each prompt file's SHA-256, checking digests already recorded.
+
+    Raises:
+        ConfigError: a prompt file differs from the one the scan was planned with.
+    """
+    digests = tuple(sha256_of(Path(path)) for path in options.prompt_files if Path(path).is_file())
+    if len(digests) != len(options.prompt_files):
+        return options  # a missing file gets the importer's own error when the probes load
+    recorded = options.prompt_files_sha256
+    if not recorded:
+        return options.model_copy(update={"prompt_files_sha256": digests})
+    for path, before, now in zip(options.prompt_files, recorded, digests, strict=False):
+        if before != now:
+            raise ConfigError(
+                f"Prompt file {path} changed after the scan was planned (SHA-256 {before[:12]}… "
+                f"then, {now[:12]}… now), so its attempts would differ from the planned ones. "
+                "Restore the file, or submit or start the scan again."
+            )
+    return options
 
 
 def check_same_weights(run: RunRow, facts: dict[str, object]) -> None:
