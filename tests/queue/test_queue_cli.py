@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from redtier.queue._worker import machine_has_gpu
 from tests.queue._queue_support import redtier
 
 
@@ -68,6 +71,13 @@ def test_submit_rejects_an_out_of_range_priority(cli_env: dict[str, str]) -> Non
     assert result.returncode == 2
     assert "--priority" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(machine_has_gpu(), reason="this machine has a GPU, so a GPU tier's worker may start")
+def test_gpu_tier_worker_refused_without_a_gpu(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "worker", "--tier", "gpu_small", "--once")
+    assert result.returncode == 2
+    assert "Tier gpu_small runs on a GPU" in " ".join(result.stderr.split())
 
 
 def test_worker_rejects_an_unknown_sandbox_before_taking_a_job(cli_env: dict[str, str]) -> None:
