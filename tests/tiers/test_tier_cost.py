@@ -45,13 +45,26 @@ def test_estimate_is_tokens_over_speed_times_price() -> None:
     shape = ScanShape(attempts=300, longest_prompt_tokens=100, max_new_tokens=128, batch_size=32)
     tier = tiers.get("cpu_small")
     fit = fit_tier(load_catalog().get(DEFAULT_MODEL), tier, shape)
-    speed = 20 * 135_000_000 / 134_515_008
+    speed = 100 * 135_000_000 / 134_515_008
     assert fit.seconds == pytest.approx(300 * 128 / speed)
     assert fit.seconds_per_attempt == pytest.approx(128 / speed)
     assert fit.cost_usd == pytest.approx(fit.seconds / 3600 * 0.085)
 
     spot = fit_tier(load_catalog().get(DEFAULT_MODEL), tier, shape, price=PriceKind.SPOT)
     assert spot.cost_usd == pytest.approx(fit.seconds / 3600 * 0.035)
+
+
+def test_smaller_batches_are_estimated_slower() -> None:
+    throughput = load_tiers().get("cpu_small").throughput
+    entry = load_catalog().get(DEFAULT_MODEL)
+    full = throughput.tokens_per_s_for(entry, 32)
+    assert throughput.tokens_per_s_for(entry) == full
+    assert throughput.tokens_per_s_for(entry, 64) == full, "more rows than the reference gain nothing"
+    # One prompt at a time ran 7.9 times slower than 32 rows in the throughput benchmark.
+    assert full / throughput.tokens_per_s_for(entry, 1) == pytest.approx(8.0, rel=0.01)
+    shape = ScanShape(attempts=300, longest_prompt_tokens=100, max_new_tokens=128, batch_size=1)
+    tier = load_tiers().get("cpu_small")
+    assert fit_tier(entry, tier, shape).seconds == pytest.approx(300 * 128 / (full / 8.0), rel=0.01)
 
 
 def test_speed_scaling_cap_and_measured(tmp_path: Path) -> None:
@@ -154,8 +167,8 @@ def test_scan_refuses_budget_below_estimate(tmp_path: Path) -> None:
             "-m",
             "redtier",
             "scan",
-            "--limit",
-            "200",
+            "--max-new-tokens",
+            "256",
             "--budget",
             "0.01",
             "--tier",
@@ -170,7 +183,7 @@ def test_scan_refuses_budget_below_estimate(tmp_path: Path) -> None:
     message = " ".join(result.stderr.split())
     assert result.returncode == 2
     assert "over the --budget of $0.0100" in message
-    assert "--limit 66 keeps the estimate within it" in message
+    assert "--limit 166 keeps the estimate within it" in message
     assert "Traceback" not in message
 
 

@@ -30,7 +30,7 @@ tiers:
     attempt_timeout_s: 60
     instance_type: c6i.large  # 2 vCPU, 4 GiB
     price_usd_per_hour: {on_demand: 0.085, spot: 0.035}
-    throughput: {tokens_per_s: 20, reference_params: 135M, max_tokens_per_s: 60}
+    throughput: {tokens_per_s: 100, reference_params: 135M, max_tokens_per_s: 160}  # 121 measured at 32 rows
     precisions: [fp32, bf16]
 
   - name: gpu_small

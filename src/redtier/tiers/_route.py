@@ -149,7 +149,7 @@ def _fit_fields(
 ) -> dict[str, Any]:
     """Return the fields of a ``TierFit`` that do not depend on the precision."""
     hourly = tier.price_usd_per_hour.hourly(price)
-    speed = tier.throughput.tokens_per_s_for(entry)
+    speed = tier.throughput.tokens_per_s_for(entry, shape.rows_per_batch)
     seconds = shape.generated_tokens / speed
     return {
         "tier": tier.name,

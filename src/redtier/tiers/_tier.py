@@ -97,13 +97,23 @@ class Prices(BaseModel):
         return self.on_demand
 
 
+REFERENCE_BATCH = 32
+"""Rows per batch at which tier speeds are given: the scan's default batch size."""
+BATCH_EXPONENT = 0.6
+"""How speed falls with fewer rows per batch: ``(rows / REFERENCE_BATCH) ** BATCH_EXPONENT``.
+Fitted to SmolLM2-135M on 2 vCPUs (15.3 tokens/s one prompt at a time, 121 at 32 rows,
+106 at 64; benchmarks/README.md), so below 32 rows it is an estimate for other hardware."""
+
+
 class Throughput(BaseModel):
     """Generated tokens per second on a tier, for all sequences of a batch together.
 
-    For a model without a ``measured`` value the speed is scaled from the
-    reference size: ``tokens_per_s * reference_params / params``, capped at
-    ``max_tokens_per_s``. Decoding time grows roughly with the weight size,
-    and small models are held back by per-step overhead instead, hence the cap.
+    Speeds are given at ``REFERENCE_BATCH`` rows per batch. For a model without a
+    ``measured`` value the speed is scaled from the reference size:
+    ``tokens_per_s * reference_params / params``, capped at ``max_tokens_per_s``.
+    Decoding time grows roughly with the weight size, and small models are held
+    back by per-step overhead instead, hence the cap. Fewer rows per batch slow
+    it down (see ``BATCH_EXPONENT``); more rows than the reference gain nothing.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -129,14 +139,15 @@ class Throughput(BaseModel):
                 raise ValueError(f"measured speed of {name!r} must be positive, got {speed}")
         return measured
 
-    def tokens_per_s_for(self, entry: ModelEntry) -> float:
-        """Return the estimated generation speed of ``entry`` on this tier."""
+    def tokens_per_s_for(self, entry: ModelEntry, rows_per_batch: int = REFERENCE_BATCH) -> float:
+        """Return the estimated generation speed of ``entry`` on this tier at ``rows_per_batch``."""
+        batching = (min(max(rows_per_batch, 1), REFERENCE_BATCH) / REFERENCE_BATCH) ** BATCH_EXPONENT
         if entry.name in self.measured:
-            return self.measured[entry.name]
+            return self.measured[entry.name] * batching
         speed = self.tokens_per_s * self.reference_params / entry.params
         if self.max_tokens_per_s is not None:
             speed = min(speed, self.max_tokens_per_s)
-        return speed
+        return speed * batching
 
     def source_for(self, entry: ModelEntry) -> str:
         """Return where the speed of ``entry`` comes from, for plan output."""
