@@ -100,7 +100,7 @@ class Prices(BaseModel):
 REFERENCE_BATCH = 32
 """Rows per batch at which tier speeds are given: the scan's default batch size."""
 BATCH_EXPONENT = 0.6
-"""How speed falls with fewer rows per batch: ``(rows / REFERENCE_BATCH) ** BATCH_EXPONENT``.
+"""Exponent of the slow-down with fewer rows per batch: ``(rows / REFERENCE_BATCH) ** BATCH_EXPONENT``.
 Fitted to SmolLM2-135M on 2 vCPUs (15.3 tokens/s one prompt at a time, 121 at 32 rows,
 106 at 64; benchmarks/README.md), so below 32 rows it is an estimate for other hardware."""
 
