@@ -394,3 +394,21 @@ def test_log_reading_reported(sandbox: Sandbox) -> None:
     opened = matching(report, Behaviour.OBFUSCATION, "its own audit log opened")
     assert opened, described(report)
     assert opened[0].strong
+
+
+def test_old_style_lookups_and_ctypes_self_recorded(sandbox: Sandbox) -> None:
+    code = """
+        import ctypes, socket
+        for lookup, name in ((socket.gethostbyname, "example.invalid"), (socket.gethostbyaddr, "127.0.0.1")):
+            try:
+                lookup(name)
+            except OSError:
+                pass
+        ctypes.CDLL(None)
+    """
+    report = run(sandbox, "python", code)
+
+    for name in ("example.invalid", "127.0.0.1"):
+        lookups = matching(report, Behaviour.NETWORK, f"address lookup for {name}")
+        assert lookups and lookups[0].blocked, described(report)
+    assert matching(report, Behaviour.PROCESS, "ctypes.CDLL(None)"), described(report)

@@ -308,7 +308,16 @@ def _on_signal(group: bool) -> Callable[[Recorder, tuple[Any, ...]], dict[str, A
 
 
 def _on_dlopen(_: Recorder, args: tuple[Any, ...]) -> dict[str, Any] | None:
-    return {"kind": "dlopen", "name": _text(args[0])} if args and args[0] else None
+    if not args:
+        return None
+    # ctypes.CDLL(None) opens the running program, whose symbols include all of libc.
+    name = _text(args[0]) if args[0] else "the running program itself (ctypes.CDLL(None))"
+    return {"kind": "dlopen", "name": name}
+
+
+def _on_lookup(_: Recorder, args: tuple[Any, ...]) -> dict[str, Any] | None:
+    """Record gethostbyname and gethostbyaddr, which do not raise socket.getaddrinfo."""
+    return {"kind": "resolve", "host": _text(args[0]), "port": None} if args else None
 
 
 def _on_import(_: Recorder, args: tuple[Any, ...]) -> dict[str, Any] | None:
@@ -346,6 +355,8 @@ HANDLERS: dict[str, Callable[[Recorder, tuple[Any, ...]], dict[str, Any] | None]
     "socket.sendto": _on_address("connect"),
     "socket.bind": _on_address("bind"),
     "socket.getaddrinfo": _on_resolve,
+    "socket.gethostbyname": _on_lookup,
+    "socket.gethostbyaddr": _on_lookup,
     **{event: _on_client(event) for event in CLIENT_EVENTS},
     "urllib.Request": _on_url,
     "os.system": _on_command("os.system", 0),

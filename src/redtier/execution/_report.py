@@ -77,8 +77,8 @@ class ExecutionReport(BaseModel):
     stderr: str = ""
     """An excerpt of standard error, with control characters escaped."""
     behaviours: tuple[ObservedBehaviour, ...] = ()
-    """What the code tried, as recorded. NOTE: some attempts go unrecorded, such as
-    ``gethostbyname``, ``ctypes.CDLL(None)`` calls and shells started from Python; the
+    """What the code tried, as recorded. NOTE: some attempts go unrecorded, such as calls
+    through a library that ``ctypes`` loaded and what a shell started from Python does; the
     README's sandbox section lists them."""
     notes: tuple[str, ...] = ()
     """Limits of this report, such as an audit log that was cut short or altered."""
