@@ -412,3 +412,16 @@ def test_old_style_lookups_and_ctypes_self_recorded(sandbox: Sandbox) -> None:
         lookups = matching(report, Behaviour.NETWORK, f"address lookup for {name}")
         assert lookups and lookups[0].blocked, described(report)
     assert matching(report, Behaviour.PROCESS, "ctypes.CDLL(None)"), described(report)
+
+
+def test_failed_reads_inside_substitution_and_eval_show_blocked(sandbox: Sandbox) -> None:
+    code = """
+        x=$(cat /root/.ssh/id_rsa)
+        eval 'cat /etc/shadow'
+        bash -c 'cat /etc/shadow'
+    """
+    report = run(sandbox, "shell", code)
+
+    reads = matching(report, Behaviour.CREDENTIAL, "")
+    assert len(reads) >= 3, described(report)
+    assert all(item.blocked for item in reads), described(report)

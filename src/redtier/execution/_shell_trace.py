@@ -80,6 +80,8 @@ ERRNO_TEXT = re.compile(
 REDIRECTION = re.compile(
     r"(?<![<>&])(?:\d*|&)(>>|>\||>|<>|<)(?![&(<])\s*(\"[^\"]*\"|'[^']*'|[^\s;|&<>()]+)"
 )
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~$])/[\w.@+-][\w./@+-]*")
+"""An absolute path anywhere in a command line, quoted or inside ``$(...)`` or ``eval``."""
 DEV_NET = re.compile(r"/dev/(tcp|udp)/([^/\s\"']+)/([^\s\"';|&<>)]+)")
 STREAM_TARGETS = re.compile(
     r"^/dev/(?:null|stdout|stderr|stdin|tty|fd/\d+|zero|u?random)$|^/proc/self/fd/"
@@ -286,10 +288,16 @@ def _observed(item: Classified, blocked: bool) -> ObservedBehaviour:
 
 
 def _record_failed(record: TraceRecord, trace: Trace) -> bool:
-    """Return whether bash reported an error on the record's line, or a program on one of its paths."""
+    """Return whether bash reported an error on the record's line, or a program on one of its paths.
+
+    Paths are looked for in the line as written too, so that a read inside ``$(...)``,
+    ``eval`` or ``bash -c`` is matched with the error of the program that failed it.
+    """
     if any(ERRNO_TEXT.search(message) for message in trace.errors.get(record.line, [])):
         return True
-    paths = [word for word in split_words(record.expanded) if word.startswith("/")]
+    paths = {word for word in split_words(record.expanded) if word.startswith("/")}
+    paths.update(ABSOLUTE_PATH.findall(record.raw))
+    paths.update(ABSOLUTE_PATH.findall(record.expanded))
     return any(_path_failed(path, _all_errors(trace)) for path in paths)
 
 
