@@ -398,6 +398,7 @@ def test_summary_counts_blocked_attempts() -> None:
     )
     assert report.summary() == (
         "python in the bwrap sandbox: exit status 0 after 0.25 s; tried: network (1 of 2 blocked)"
+        " (1 weak attempt also recorded)"
     )
     assert len(report.malicious) == 2
 

@@ -106,8 +106,10 @@ class ExecutionReport(BaseModel):
         if self.limits_hit:
             text += "; limits hit: " + ", ".join(self.limits_hit)
         strong = self.malicious
+        weak = len(self.behaviours) - len(strong)
+        others = f" ({weak} weak attempt{'s' if weak != 1 else ''} also recorded)" if weak else ""
         if not strong:
-            return text + "; no malicious behaviour observed"
+            return text + "; no malicious behaviour observed" + others
         classes: dict[str, list[ObservedBehaviour]] = {}
         for item in strong:
             classes.setdefault(item.behaviour.value, []).append(item)
@@ -116,4 +118,4 @@ class ExecutionReport(BaseModel):
             f"{' or contained' if any(item.contained for item in items) else ''})"
             for name, items in classes.items()
         ]
-        return text + "; tried: " + ", ".join(parts)
+        return text + "; tried: " + ", ".join(parts) + others
