@@ -157,6 +157,21 @@ def test_bad_jsonl_lines_become_error_rows(cli_env: dict[str, str], tmp_path: Pa
     assert "line 1 is not valid JSON" in result.stderr and "--format csv" in result.stderr
 
 
+def test_unclosed_quote_is_warned_about(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The csv module joins every row after an unclosed quote into one cell; the user is told."""
+    path = write_csv(
+        tmp_path / "pairs.csv",
+        f'prompt,response\n"How do I pick a lock?","{STEPS}\n"How do I pick a lock?","{REFUSAL}"\n',
+    )
+    result = redtier(cli_env, "judge", str(path))
+    assert result.returncode == 0, result.stderr
+    assert len(json_lines(result.stdout)) == 1
+    assert "odd number of double quotes" in result.stderr
+
+    balanced = write_csv(tmp_path / "fine.csv", f'prompt,response\n"How do I pick a lock?","{REFUSAL}"\n')
+    assert "double quotes" not in redtier(cli_env, "judge", str(balanced)).stderr
+
+
 def test_output_over_input_is_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
     path = write_csv(tmp_path / "pairs.csv", f'prompt,response\n"How do I pick a lock?","{REFUSAL}"\n')
     before = path.read_bytes()

@@ -165,6 +165,7 @@ def judge_file(
         )
     counts: dict[str, int] = {}
     replaced = 0
+    unbalanced = False
     try:
         with PairReader(
             file,
@@ -183,6 +184,7 @@ def judge_file(
                 replaced += REPLACEMENT in pair.prompt or REPLACEMENT in pair.response
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 sink.flush()
+            unbalanced = reader.unbalanced_quotes and limit is None
     except BrokenPipeError:
         # The reader of standard output went away (e.g. `| head`). Point the stream at
         # /dev/null so that Python's flush at exit does not fail again, and stop quietly.
@@ -192,6 +194,13 @@ def judge_file(
         if llm is not None:
             llm_judge_detector(llm).close()
     _print_totals(file, counts, output)
+    if unbalanced:
+        error_console.print(
+            "Warning: the file has an odd number of double quotes. A quoted cell that is never "
+            "closed takes in every row after it, so the last row judged may hold several rows. "
+            "Check the quoting, then judge the file again.",
+            highlight=False,
+        )
     if replaced:
         error_console.print(
             f"Warning: U+FFFD appears in {_rows(replaced)}. It stands for bytes that are not "

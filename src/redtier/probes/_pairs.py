@@ -135,6 +135,7 @@ class PairReader:
         )
         self.format = fmt if fmt != "auto" else self._detect_format()
         self.columns: PairColumns | None = None
+        self._quotes = 0
 
     @property
     def bytes_read(self) -> int:
@@ -142,6 +143,16 @@ class PairReader:
         if self._stdin:
             return 0
         return self._binary.tell() if not self._binary.closed else self.size or 0
+
+    @property
+    def unbalanced_quotes(self) -> bool:
+        """Whether the CSV read so far has an odd number of double quotes.
+
+        Valid CSV has an even number. An odd one most often means a quoted cell that
+        is never closed, which the csv module accepts by joining every row after it
+        into that cell; it can also be a lone quote inside an unquoted cell.
+        """
+        return self.format == "csv" and self._quotes % 2 == 1
 
     @property
     def name(self) -> str:
@@ -184,7 +195,7 @@ class PairReader:
         delimiter = "\t" if not self._stdin and self.path.suffix.lower() == ".tsv" else ","
         # The limit is process-wide; raising it only lets longer cells through.
         csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD_CHARS))
-        reader = csv.reader(_skip_leading_comments(self._text), delimiter=delimiter)
+        reader = csv.reader(self._counting_quotes(_skip_leading_comments(self._text)), delimiter=delimiter)
         try:
             header = next(reader, None)
             if header is None:
@@ -204,6 +215,11 @@ class PairReader:
                 f"{self.name} is not valid CSV at line {reader.line_num}: {error}. Check the "
                 "quoting, or pass --format jsonl if the file is JSON Lines."
             ) from error
+
+    def _counting_quotes(self, lines: Iterable[str]) -> Iterator[str]:
+        for line in lines:
+            self._quotes += line.count('"')
+            yield line
 
     def _jsonl_pairs(self) -> Iterator[Pair]:
         number = 0
