@@ -77,3 +77,25 @@ def test_failed_window_with_nothing_started() -> None:
     progress = _WindowProgress()
     assert progress.split(3, retry_all=True) == ([], [0, 1, 2])
     assert progress.split(3, retry_all=False) == ([0, 1, 2], [])
+
+
+@pytest.mark.model
+def test_close_under_a_running_generation_ends_it_quietly(
+    model_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C closes the backend while generation still runs: no failure, no retry, no new worker."""
+    settings = Settings(db_url="sqlite://", cache_dir=model_cache)
+    backend = SandboxedBackend.start(
+        load_catalog().get(DEFAULT_MODEL),
+        settings,
+        get_sandbox("auto"),
+        WorkerOptions(load_timeout_s=600, batch_timeout_s=600),
+    )
+    stream = backend.generate_iter(REQUESTS, CONFIG)
+    next(stream)
+    backend.close()
+    with caplog.at_level("WARNING", logger="redtier.backends._sandboxed"):
+        rest = list(stream)
+    assert not any(generation.error for _, generation in rest)
+    assert not caplog.records, [record.getMessage() for record in caplog.records]
+    assert backend.restarts == 0

@@ -90,6 +90,7 @@ class SandboxedBackend(ModelBackend):
         self._facts: dict[str, str] = {}
         self._started = False
         self._failed = False
+        self._closed = False
         self.restarts = 0
         """Workers started after the first one, because one failed."""
 
@@ -117,7 +118,7 @@ class SandboxedBackend(ModelBackend):
         pending = deque(sorted(range(len(requests)), key=lambda i: _prompt_chars(requests[i])))
         window_size = WINDOW_REQUESTS
         failures_in_a_row = 0
-        while pending:
+        while pending and not self._closed:
             window = [pending.popleft() for _ in range(min(window_size, len(pending)))]
             if self._process is None:
                 self._spawn()
@@ -128,6 +129,10 @@ class SandboxedBackend(ModelBackend):
                     yield window[position], generation
                 window_size = WINDOW_REQUESTS
             except WorkerDied as died:
+                if self._closed:
+                    # close() stopped the worker under a generation still running (Ctrl-C):
+                    # the scan is ending, so this is no failure to report or retry.
+                    return
                 reason = self._failure_reason(died)
                 self._stop(failed=True)
                 failed, retry = progress.split(len(window), retry_all=len(window) > config.batch_size)
@@ -154,6 +159,7 @@ class SandboxedBackend(ModelBackend):
                     self._stop(kill=True)
 
     def close(self) -> None:
+        self._closed = True
         self._stop()
 
     def _ask(
@@ -171,6 +177,7 @@ class SandboxedBackend(ModelBackend):
         assert self._process is not None
         assert self._process.stdin is not None
         assert self._reader is not None
+        reader = self._reader  # close() may clear the attribute while this window is read
         message = {
             "requests": [requests[i].model_dump() for i in window],
             "config": config.model_dump(),
@@ -181,7 +188,7 @@ class SandboxedBackend(ModelBackend):
         except (BrokenPipeError, OSError) as error:
             raise WorkerDied(f"could not send the requests: {error}") from None
         while True:
-            reply = self._reader.read_message(time.monotonic() + self._options.batch_timeout_s)
+            reply = reader.read_message(time.monotonic() + self._options.batch_timeout_s)
             if reply.get("done"):
                 progress.done = True
                 return
