@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
