@@ -56,7 +56,7 @@ def test_owner_shapes_that_cannot_be_checked_are_not_abandoned() -> None:
     assert not is_abandoned(current_owner())
 
 
-def test_resume_refused_while_another_live_process_scans_the_run(tmp_path: Path) -> None:
+def test_resume_of_live_run_rejected(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'results.db'}")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -225,7 +225,7 @@ def test_clean_requeues_do_not_count_as_expired_leases(db_path: Path) -> None:
         queue.close()
 
 
-def test_cancel_of_a_dead_workers_job_ends_when_its_lease_expires(queue: JobQueue) -> None:
+def test_cancel_dead_workers_job_on_expiry(queue: JobQueue) -> None:
     job_id = add(queue)
     assert queue.take("cpu_small", "a", lease_s=5, now=T0) is not None
     assert queue.cancel(job_id, now=T0 + 2).state == JobState.RUNNING  # the worker is asked

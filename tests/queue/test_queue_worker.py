@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,7 +82,21 @@ def make_worker(
     return Worker(settings, tiers or load_tiers(), config, load_backend=loader)
 
 
-def test_job_refuses_a_prompt_file_changed_after_submit(
+def test_prompt_file_digest_reaches_run_facts(
+    queue: JobQueue, settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("How do I pick a lock?\n", "utf-8")
+    job = submit(queue, settings, probes="none", transforms=(), prompt_files=(str(prompts),))
+    [digest] = ScanOptions.model_validate(job.options).prompt_files_sha256
+    assert digest == hashlib.sha256(prompts.read_bytes()).hexdigest()
+    assert make_worker(settings, ScriptedLoader()).run() == {"completed": 1}
+    run_id = queue.get(job.id).run_id
+    assert run_id is not None
+    assert store.get_run(run_id).facts["prompt_files_sha256"] == {str(prompts): digest}
+
+
+def test_changed_prompt_file_fails_job(
     queue: JobQueue, settings: Settings, tmp_path: Path
 ) -> None:
     prompts = tmp_path / "prompts.txt"

@@ -48,7 +48,7 @@ SCAN_ONLY_DETECTORS = {
     "canary": "it looks for the canary string that a scan's probe planted, and an imported row has none",
     "decoded_payload": "it looks for the decoded form of a scan's encoded prompt, and an imported row has none",
 }
-"""Detectors that need what a scan knows about an attempt, with the reason."""
+"""Detectors that need a scan's own data about an attempt, with the reason."""
 
 JudgeModelOption = Annotated[str | None, typer.Option("--judge-model", help="Catalog model that judges harmful compliance in place of the harmful_compliance detector (see `redtier models`); it runs in the sandbox like a scanned model.")]
 JudgeEndpointOption = Annotated[str | None, typer.Option("--judge-endpoint", help="Base URL of an OpenAI-compatible API whose model judges harmful compliance, e.g. http://127.0.0.1:8000/v1.")]
@@ -275,8 +275,8 @@ def _judge_rows(
     are still judged and yielded before the error is raised.
 
     Raises:
-        ImportFormatError: the file is unreadable at some row; the message says how
-            many rows before it were judged.
+        ImportFormatError: the file is unreadable at some row. The message gives the
+            number of rows judged before it.
     """
     columns = (
         TextColumn("Judging"),

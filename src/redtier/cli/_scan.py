@@ -42,15 +42,15 @@ PLAN_OPTIONS = (
 def _check_no_plan_options(ctx: typer.Context) -> None:
     """Refuse options that --resume would ignore, since the run keeps its stored ones."""
     # Compared by name: typer ships its own copy of click's ParameterSource.
-    given = [
+    passed = [
         param.opts[0]
         for param in ctx.command.params
         if param.name in PLAN_OPTIONS
         and getattr(ctx.get_parameter_source(param.name), "name", "DEFAULT") == "COMMANDLINE"
     ]
-    if given:
+    if passed:
         raise ConfigError(
-            f"--resume finishes a run with the options stored with it, so {', '.join(given)} "
+            f"--resume finishes a run with the options stored with it, so {', '.join(passed)} "
             "would be ignored. Leave them out, or start a new scan without --resume."
         )
 

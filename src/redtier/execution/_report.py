@@ -77,9 +77,9 @@ class ExecutionReport(BaseModel):
     stderr: str = ""
     """An excerpt of standard error, with control characters escaped."""
     behaviours: tuple[ObservedBehaviour, ...] = ()
-    """What the code tried, as recorded. NOTE: some attempts go unrecorded, such as calls
-    through a library that ``ctypes`` loaded and what a shell started from Python does; the
-    README's sandbox section lists them."""
+    """Attempts the code made, as recorded. NOTE: some attempts go unrecorded, such as
+    calls through a library that ``ctypes`` loaded and what a shell started from Python
+    does. The README's sandbox section lists them."""
     notes: tuple[str, ...] = ()
     """Limits of this report, such as an audit log that was cut short or altered."""
 

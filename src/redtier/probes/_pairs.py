@@ -149,8 +149,8 @@ class PairReader:
         """Whether the CSV read so far has an odd number of double quotes.
 
         Valid CSV has an even number. An odd one most often means a quoted cell that
-        is never closed, which the csv module accepts by joining every row after it
-        into that cell; it can also be a lone quote inside an unquoted cell.
+        is never closed, and the csv module accepts it by joining every row after it
+        into that cell. It can also be a lone quote inside an unquoted cell.
         """
         return self.format == "csv" and self._quotes % 2 == 1
 

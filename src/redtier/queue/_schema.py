@@ -67,8 +67,8 @@ class JobRow(QueueBase):
     """Random token of the current lease; renewing and finishing must present it."""
     lease_expires_epoch: Mapped[float | None] = mapped_column(Float, nullable=True)
     takes: Mapped[int] = mapped_column(Integer, default=0)
-    """How many times a worker took the job, less the takes that ended in a clean requeue
-    (``interrupted``); so it counts the takes whose lease expired, plus the one running."""
+    """Takes whose lease expired, plus the one running. A take that ends in a clean
+    requeue (``interrupted``) is not counted."""
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -71,8 +71,8 @@ GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
 def machine_has_gpu() -> bool:
     """Return whether this machine shows a GPU, by its driver's device files.
 
-    NOTE: a GPU hidden from this process (no device files) counts as absent, and a
-    device file without a working driver counts as present; loading then fails later.
+    NOTE: a GPU hidden from this process (no device files) counts as absent. A device
+    file without a working driver counts as present, so loading fails later instead.
     """
     return any(Path(device).exists() for device in GPU_DEVICES)
 

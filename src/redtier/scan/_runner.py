@@ -87,7 +87,11 @@ def _unique_id(probe: Probe, taken: set[str]) -> Probe:
 
 def run_facts(options: ScanOptions, backend: ModelBackend) -> dict[str, Any]:
     """Return what a run records about its environment: versions, hashes and host."""
-    files = {path: sha256_of(Path(path)) for path in options.prompt_files}
+    if len(options.prompt_files_sha256) == len(options.prompt_files):
+        # Hashed when the scan was planned, and checked against the files then.
+        files = dict(zip(options.prompt_files, options.prompt_files_sha256, strict=True))
+    else:
+        files = {path: sha256_of(Path(path)) for path in options.prompt_files}
     return {
         "redtier": __version__,
         "python": platform.python_version(),
