@@ -66,6 +66,33 @@ def test_audit_open_without_result_not_blocked() -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "write", "line"),
+    [
+        (
+            "/etc/passwd",
+            False,
+            "credential: read of the account list (user names, no password hashes): "
+            "/etc/passwd (not blocked, audit, weak)",
+        ),
+        (
+            "/etc/passwd",
+            True,
+            "persistence: write to a start-up, scheduler or account file: /etc/passwd "
+            "(not blocked, audit)",
+        ),
+        (
+            "/home/me/passwords.txt",
+            False,
+            "credential: read of a credential file: /home/me/passwords.txt (not blocked, audit)",
+        ),
+    ],
+)
+def test_audit_account_list_read_is_weak(path: str, write: bool, line: str) -> None:
+    behaviours = audit({"n": 1, "pid": 10, "kind": "open", "path": path, "write": write})
+    assert lines(behaviours) == [line]
+
+
+@pytest.mark.parametrize(
     ("namespace", "line"),
     [
         (

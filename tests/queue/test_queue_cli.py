@@ -73,7 +73,9 @@ def test_submit_rejects_an_out_of_range_priority(cli_env: dict[str, str]) -> Non
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(machine_has_gpu(), reason="this machine has a GPU, so a GPU tier's worker may start")
+@pytest.mark.skipif(
+    machine_has_gpu(), reason="this machine has a GPU, so a GPU tier's worker may start"
+)
 def test_gpu_tier_worker_refused_without_a_gpu(cli_env: dict[str, str]) -> None:
     result = redtier(cli_env, "worker", "--tier", "gpu_small", "--once")
     assert result.returncode == 2
@@ -89,3 +91,23 @@ def test_worker_rejects_an_unknown_sandbox_before_taking_a_job(cli_env: dict[str
     assert "bwarp" in message and "bwrap" in message, message
     [job] = json.loads(redtier(cli_env, "queue", "--json").stdout)
     assert job["state"] == "queued", "the job stays queued for a correctly configured worker"
+
+
+def test_queue_creates_a_missing_database_folder(cli_env: dict[str, str], tmp_path: Path) -> None:
+    database = tmp_path / "not" / "yet" / "results.db"
+    env = {**cli_env, "REDTIER_DB": str(database)}
+    listed = redtier(env, "queue", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    assert database.is_file()
+
+
+def test_queue_names_a_database_folder_it_cannot_create(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    env = {**cli_env, "REDTIER_DB": str(blocker / "results.db")}
+    result = redtier(env, "queue")
+    assert result.returncode == 2
+    assert f"Cannot create the database folder {str(blocker)!r}" in " ".join(result.stderr.split())

@@ -33,6 +33,8 @@ CREDENTIAL_PATH = re.compile(
     r"|\.git-credentials$|\.pgpass$|/\.gnupg/|/proc/\d+/environ$|Login Data|logins\.json|key[34]\.db",
     re.IGNORECASE,
 )
+ACCOUNT_LIST = re.compile(r"^/etc/(?:passwd|group)-?$")
+"""Files that list user accounts and groups; since shadow passwords, they hold no secrets."""
 PERSISTENCE_PATH = re.compile(
     r"/\.(?:bashrc|bash_profile|profile|zshrc|zprofile|bash_login)$|^/etc/(?:profile|bash\.bashrc)"
     r"|^/etc/cron|^/var/spool/cron/|^/etc/systemd/|/\.config/(?:systemd|autostart)/|^/etc/rc\.local$"
@@ -97,6 +99,9 @@ def classify_file(path: str, *, write: bool, own_pid_namespace: bool = False) ->
         return Classified(_ESCAPE, detail, True)
     if write and PERSISTENCE_PATH.search(path):
         return Classified(_PERSIST, f"write to a start-up, scheduler or account file: {path}", True)
+    if not write and ACCOUNT_LIST.match(path):
+        detail = f"read of the account list (user names, no password hashes): {path}"
+        return Classified(_CRED, detail, False)
     if CREDENTIAL_PATH.search(path):
         return Classified(_CRED, f"{verb} of a credential file: {path}", True)
     if write and SYSTEM_PATH.match(path):

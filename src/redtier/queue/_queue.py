@@ -45,7 +45,7 @@ from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 from redtier.errors import ConfigError, StoreError
 from redtier.queue._schema import FINAL_STATES, WAITING_STATES, JobRow, JobState, QueueBase
 from redtier.store import utcnow
-from redtier.store._store import create_tables
+from redtier.store._store import create_tables, make_database_folder
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class JobQueue:
         self.url = url
         self.aging_s = aging_s
         self.max_takes = max_takes
+        make_database_folder(url)
         self._engine = _immediate_engine(url)
         with self._errors("open the job queue"):
             create_tables(self._engine, QueueBase.metadata)

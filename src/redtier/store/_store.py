@@ -57,7 +57,9 @@ class Store:
             return url.database
         return url.render_as_string(hide_password=True)
 
-    def create_run(self, model: str, options: dict[str, Any], facts: dict[str, Any], planned: int) -> RunRow:
+    def create_run(
+        self, model: str, options: dict[str, Any], facts: dict[str, Any], planned: int
+    ) -> RunRow:
         """Insert a new run in status ``running`` and return it."""
         row = RunRow(
             id=secrets.token_hex(6),
@@ -147,7 +149,9 @@ class Store:
             with self._session("store an attempt") as session:
                 session.add(row)
         except IntegrityError:
-            logger.warning("Attempt %s of run %s is already stored; kept the first", row.key, row.run_id)
+            logger.warning(
+                "Attempt %s of run %s is already stored; kept the first", row.key, row.run_id
+            )
             return False
         return True
 
@@ -170,7 +174,9 @@ class Store:
             .group_by(AttemptRow.category, AttemptRow.verdict)
         )
         with self._session("read attempts") as session:
-            return {(category, verdict): count for category, verdict, count in session.execute(query)}
+            return {
+                (category, verdict): count for category, verdict, count in session.execute(query)
+            }
 
     def iter_attempts(self, run_id: str, verdict: str | None = None) -> Iterator[AttemptRow]:
         """Yield a run's attempts in plan order, optionally only those with ``verdict``."""
@@ -192,7 +198,9 @@ class Store:
 
     def tokens_out(self, run_id: str) -> int:
         """Return the number of tokens generated in a run's stored attempts."""
-        query = select(func.coalesce(func.sum(AttemptRow.tokens_out), 0)).where(AttemptRow.run_id == run_id)
+        query = select(func.coalesce(func.sum(AttemptRow.tokens_out), 0)).where(
+            AttemptRow.run_id == run_id
+        )
         with self._session("read attempts") as session:
             return int(session.scalar(query) or 0)
 
@@ -234,6 +242,25 @@ def create_tables(engine: Engine, metadata: MetaData, attempts: int = 5) -> None
             time.sleep(0.05 * (attempt + 1))
 
 
+def make_database_folder(url: str) -> None:
+    """Create the folder that an SQLite file URL points into, if it is missing.
+
+    Raises:
+        StoreError: the folder cannot be created.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder = Path(database).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(
+            f"Cannot create the database folder {str(folder)!r}: {error.strerror}. "
+            "Choose another location with --db PATH or REDTIER_DB."
+        ) from None
+
+
 def _create_engine(url: str, busy_timeout_s: float) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -246,15 +273,7 @@ def _create_engine(url: str, busy_timeout_s: float) -> Engine:
                 f"environment (for PostgreSQL: pip install 'psycopg[binary]'), or use an SQLite "
                 "file path with --db."
             ) from None
-    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-        folder = Path(parsed.database).parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StoreError(
-                f"Cannot create the database folder {str(folder)!r}: {error.strerror}. "
-                "Choose another location with --db PATH or REDTIER_DB."
-            ) from None
+    make_database_folder(url)
     engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
 
     @event.listens_for(engine, "connect")
