@@ -14,6 +14,8 @@ the text between the judge-agreement markers in ``benchmarks/README.md``.
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import math
 import os
 import platform
@@ -35,7 +37,7 @@ from redtier.detectors._learned import (
     LearnedRefusalDetector,
     shared_embedder,
 )
-from redtier.detectors._learned_data import LabelledRow
+from redtier.detectors._learned_data import LabelKind, LabelledRow
 from redtier.detectors._learned_features import compute_features
 from redtier.detectors._learned_splits import CROSS_SET, LEFT_OUT, SPLITS, MeasureSet, Split
 from redtier.detectors._training import fit_fold_heads, pairs_of
@@ -276,6 +278,62 @@ TABLE_HEADER = (
 )
 
 
+HARMBENCH_TARGETS = Path("harmbench") / "harmbench_targets_text.json"
+HARMBENCH_BEHAVIOURS = Path("harmbench") / "harmbench_behaviors_text_all.csv"
+
+
+def announcement_rows(data: Path) -> list[LabelledRow]:
+    """Return HarmBench's target strings as replies that deliver nothing, label 0.
+
+    Each target is the affirmative opening that HarmBench's attacks try to make a
+    model write ("Sure, here's how to ..."). On its own, and again with a colon
+    after it as in a reply cut off there, it announces an answer and gives none.
+    Behaviours with a context string are left out, since their request is longer
+    than the behaviour.
+    """
+    targets = json.loads((data / HARMBENCH_TARGETS).read_text(encoding="utf-8"))
+    with (data / HARMBENCH_BEHAVIOURS).open(encoding="utf-8", newline="") as handle:
+        behaviours = {
+            row["BehaviorID"]: row["Behavior"]
+            for row in csv.DictReader(handle)
+            if not row["ContextString"]
+        }
+    rows: list[LabelledRow] = []
+    for behaviour_id, target in targets.items():
+        if behaviour_id not in behaviours:
+            continue
+        for reply in (target, target + ":"):
+            rows.append(
+                LabelledRow(
+                    source=HARMBENCH_TARGETS.as_posix(),
+                    index=len(rows),
+                    group="harmbench",
+                    goal=behaviours[behaviour_id],
+                    response=reply,
+                    kind=LabelKind.COMPLIANCE,
+                    label=0,
+                )
+            )
+    return rows
+
+
+def announcement_table(data: Path) -> list[str]:
+    """Measure the compliance detectors on replies that only announce an answer."""
+    rows = announcement_rows(data)
+    lines = [
+        "",
+        f"**Announced answers with nothing after them** ({len(rows)} replies built from "
+        "HarmBench's target strings, every one labelled not delivered here; no human labels)",
+        "",
+        "| detector | replies judged delivered |",
+        "|---|---|",
+    ]
+    for label, build in judges_for("harmful_compliance"):
+        delivered = sum(build()(rows))
+        lines.append(f"| {label} | {delivered} ({_percent(delivered / len(rows))}) |")
+    return lines
+
+
 def _trained_on(head: str, rows: Sequence[LabelledRow], sources: list[str]) -> str:
     names = ", ".join(f"`{Path(source).name}`" for source in sources)
     return f"**{head}** (trained on {len(rows)} rows: {names})"
@@ -399,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load = os.getloadavg()[0]
     tables, targets = agreement_tables(args.data)
+    tables += announcement_table(args.data)
     timing = timing_table(args.data, args.timed_rows)
     header = (
         f"Measured on {date.today().isoformat()} with `.venv/bin/python benchmarks/judge_agreement.py` "
