@@ -315,7 +315,9 @@ def announces_only(sentences: list[Sentence], request_stems: set[str]) -> str | 
         rest = _ASSENT.sub("", text)
         assent = rest != text
         if not _LETTER.search(rest):
-            announcement = announcement or (text if assent else None)
+            # A bare "Yes." can answer a yes-or-no question, so it announces nothing.
+            bare_assent = assent and not text.lower().startswith("yes")
+            announcement = announcement or (text if bare_assent else None)
             continue
         announcing = assent or bool(_ANNOUNCING.match(rest)) or text.endswith(":")
         if announcing and restates(rest, request_stems, ANNOUNCEMENT_SHARE):
