@@ -56,6 +56,7 @@ def test_public_names_are_pinned() -> None:
             "parse_size",
             "parse_tiers",
             "read_tier_file",
+            "remaining_fit",
             "resolve_tiers_file",
             "route",
         ]

@@ -25,6 +25,7 @@ from redtier.tiers import (
     TierSet,
     check_budget,
     load_tiers,
+    remaining_fit,
     resolve_tiers_file,
     route,
 )
@@ -179,10 +180,7 @@ def price_scan(
     remaining = shape.attempts - done
     share = remaining / shape.attempts if shape.attempts else 0.0
     fit = decision.chosen
-    left = fit.model_copy(
-        update={"seconds": (fit.seconds or 0.0) * share, "cost_usd": (fit.cost_usd or 0.0) * share}
-    )
-    check_budget(left, remaining, options.budget_usd)
+    check_budget(remaining_fit(fit, share), remaining, options.budget_usd)
     meter = CostMeter(store, fit, price_kind=decision.price, budget_usd=options.budget_usd)
     routed = options.model_copy(update={"precision": decision.precision.value})
     return dataclasses.replace(prepared, options=routed), meter

@@ -5,12 +5,19 @@
   policy allows, and explains the choice; :func:`fit_tier` checks one tier.
 - :class:`ScanShape` measures a planned scan without loading a model.
 - :class:`CostMeter` measures and stores a run's spend and stops it at its
-  budget; :func:`check_budget` rejects a scan whose estimate exceeds it.
+  budget; :func:`check_budget` rejects a scan whose estimate exceeds it, and
+  :func:`remaining_fit` gives the estimate for what a resumed scan has left.
 - :class:`JobLimits` carries a tier's memory and time limits to a sandbox.
 """
 
 from redtier.tiers._builtin import BUILTIN_TIERS_YAML
-from redtier.tiers._cost import STOPPED_BUDGET, BudgetError, CostMeter, check_budget
+from redtier.tiers._cost import (
+    STOPPED_BUDGET,
+    BudgetError,
+    CostMeter,
+    check_budget,
+    remaining_fit,
+)
 from redtier.tiers._file import (
     ENV_TIERS,
     load_tiers,
@@ -56,6 +63,7 @@ __all__ = [
     "parse_size",
     "parse_tiers",
     "read_tier_file",
+    "remaining_fit",
     "resolve_tiers_file",
     "route",
 ]

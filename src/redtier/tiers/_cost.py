@@ -1,8 +1,9 @@
 """Cost: estimated before a run from its tier's speed and price, measured while it runs.
 
-The estimate is ``attempts × max_new_tokens ÷ tokens per second × hourly
-price``. It assumes every reply uses its whole token budget, and it ignores
-prompt processing and model loading. The measured cost is wall time (model
+The estimate is ``(start + weights ÷ load speed + attempts × max_new_tokens ÷
+tokens per second) × hourly price``, from the tier's ``start_s``,
+``load_gb_per_s`` and throughput. It assumes every reply uses its whole token
+budget, and it ignores prompt processing and downloads. The measured cost is wall time (model
 loading included) times the hourly price, summed over every session that
 worked on the run, and is stored in the ``run_costs`` table.
 """
@@ -38,8 +39,11 @@ def check_budget(fit: TierFit, attempts: int, budget_usd: float | None) -> None:
     """Raise ``BudgetError`` when the estimated cost of the scan exceeds ``budget_usd``."""
     if budget_usd is None or fit.cost_usd is None or fit.cost_usd <= budget_usd:
         return
-    per_attempt = fit.cost_usd / max(attempts, 1)
-    affordable = math.floor(budget_usd / per_attempt) if per_attempt > 0 else attempts
+    load_usd = (fit.load_seconds or 0.0) / 3600 * fit.price_per_hour_usd
+    per_attempt = (fit.cost_usd - load_usd) / max(attempts, 1)
+    affordable = (
+        math.floor(max(budget_usd - load_usd, 0.0) / per_attempt) if per_attempt > 0 else attempts
+    )
     advice = (
         f"--limit {affordable} keeps the estimate within it"
         if affordable >= 1
@@ -49,6 +53,19 @@ def check_budget(fit: TierFit, attempts: int, budget_usd: float | None) -> None:
         f"The scan's estimated cost on {fit.tier} is ${fit.cost_usd:.4f} ({attempts} attempts, "
         f"about {fit.seconds or 0:.0f} s at ${fit.price_per_hour_usd:.3f}/h), over the "
         f"--budget of ${budget_usd:.4f}: {advice}. Raise --budget, or choose a cheaper tier."
+    )
+
+
+def remaining_fit(fit: TierFit, share: float) -> TierFit:
+    """Return ``fit`` for ``share`` of its attempts, as when a resumed scan has the rest stored.
+
+    A resumed scan starts the worker and loads the weights again, so only the
+    generation time shrinks.
+    """
+    load = fit.load_seconds or 0.0
+    seconds = ((fit.seconds or 0.0) - load) * share + load
+    return fit.model_copy(
+        update={"seconds": seconds, "cost_usd": seconds / 3600 * fit.price_per_hour_usd}
     )
 
 

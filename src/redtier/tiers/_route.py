@@ -60,7 +60,10 @@ class TierFit(BaseModel):
     memory: MemoryEstimate | None
     memory_limit_bytes: int
     seconds: float | None
-    """Estimated wall time of the scan's generation, excluding model loading."""
+    """Estimated wall time of the scan: starting the worker, loading the weights, generating."""
+    load_seconds: float | None = None
+    """The part of ``seconds`` spent starting the worker and loading the weights; a resumed
+    scan pays it again."""
     seconds_per_attempt: float | None
     price_per_hour_usd: float
     cost_usd: float | None
@@ -101,6 +104,7 @@ def fit_tier(
         requested = precision.value if precision else "an allowed precision"
         supported = ", ".join(p.value for p in tier.precisions)
         reason = f"does not run {requested} (runs {supported})"
+        fields = _with_load(fields, tier, None)
         return TierFit(**fields, fits=False, precision=None, memory=None, reason=reason)
 
     estimates = [_estimate(entry, tier, shape, p) for p in candidates]
@@ -119,7 +123,7 @@ def fit_tier(
                 f"with --allow-quantization or --precision {quantized.precision.value}"
             )
         return TierFit(
-            **fields,
+            **_with_load(fields, tier, smallest),
             fits=False,
             precision=smallest.precision,
             memory=smallest,
@@ -127,6 +131,7 @@ def fit_tier(
             fits_quantized=quantized.precision if quantized else None,
         )
 
+    fields = _with_load(fields, tier, fitting)
     per_attempt = fields["seconds_per_attempt"]
     if per_attempt > tier.attempt_timeout_s:
         reason = (
@@ -163,6 +168,18 @@ def _fit_fields(
         "seconds_per_attempt": shape.max_new_tokens / speed,
         "cost_usd": seconds / 3600 * hourly,
     }
+
+
+def _with_load(
+    fields: dict[str, Any], tier: Tier, estimate: MemoryEstimate | None
+) -> dict[str, Any]:
+    """Add the start and weight loading time of ``estimate``'s precision to ``fields``."""
+    if estimate is None:
+        return fields
+    load = tier.load_seconds(estimate.weights)
+    seconds = fields["seconds"] + load
+    hourly = fields["price_per_hour_usd"]
+    return {**fields, "seconds": seconds, "load_seconds": load, "cost_usd": seconds / 3600 * hourly}
 
 
 def route(

@@ -141,7 +141,9 @@ class Throughput(BaseModel):
 
     def tokens_per_s_for(self, entry: ModelEntry, rows_per_batch: int = REFERENCE_BATCH) -> float:
         """Return the estimated generation speed of ``entry`` on this tier at ``rows_per_batch``."""
-        batching = (min(max(rows_per_batch, 1), REFERENCE_BATCH) / REFERENCE_BATCH) ** BATCH_EXPONENT
+        batching = (
+            min(max(rows_per_batch, 1), REFERENCE_BATCH) / REFERENCE_BATCH
+        ) ** BATCH_EXPONENT
         if entry.name in self.measured:
             return self.measured[entry.name] * batching
         speed = self.tokens_per_s * self.reference_params / entry.params
@@ -169,6 +171,10 @@ class Tier(BaseModel):
     instance_type: str = Field(min_length=1)
     price_usd_per_hour: Prices
     throughput: Throughput
+    start_s: float = Field(default=3.0, ge=0, le=3600)
+    """Seconds to start the sandboxed model worker and import its libraries."""
+    load_gb_per_s: float = Field(default=1.0, gt=0)
+    """Gigabytes (10⁹ bytes) of weights the tier loads onto its device per second."""
     available: bool = True
     """False hides the tier from automatic routing (e.g. no workers run on it); ``--tier`` still selects it."""
     precisions: tuple[Precision, ...] = Field(min_length=1)
@@ -221,6 +227,10 @@ class Tier(BaseModel):
     def device(self) -> Device:
         """Where models on this tier keep their weights."""
         return Device.CPU if self.accelerator is None else Device.GPU
+
+    def load_seconds(self, weight_bytes: int) -> float:
+        """Return the estimated time to start the worker and load ``weight_bytes`` of weights."""
+        return self.start_s + weight_bytes / (self.load_gb_per_s * 1e9)
 
     @property
     def model_memory_bytes(self) -> int:
