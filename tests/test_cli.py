@@ -126,6 +126,11 @@ def test_scan_stores_and_reports(cli_env: dict[str, str], tmp_path: Path) -> Non
     assert shown.returncode == 0, shown.stderr
     assert "Attack success rate by category" in shown.stdout
 
+    over_database = redtier(cli_env, "export", run_id, "--output", str(tmp_path / "results.db"))
+    assert over_database.returncode == 2
+    assert "is the results database" in over_database.stderr
+    assert json.loads(redtier(cli_env, "runs", "--json").stdout)[0]["stored"] == 12
+
 
 def test_killed_scan_resumes_exactly_once(cli_env: dict[str, str], tmp_path: Path) -> None:
     database = tmp_path / "results.db"

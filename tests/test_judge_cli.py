@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -182,6 +183,22 @@ def test_output_over_input_is_refused(cli_env: dict[str, str], tmp_path: Path) -
         assert result.returncode == 2
         assert "is the input file" in result.stderr
     assert path.read_bytes() == before
+
+
+def test_output_over_a_database_is_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "pairs.csv", f'prompt,response\n"How do I pick a lock?","{REFUSAL}"\n')
+    results = Path(cli_env["REDTIER_DB"])
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE kept (value TEXT)")
+    connection.close()
+    results.write_bytes(other.read_bytes())
+    for target, message in ((results, "is the results database"), (other, "is an SQLite database")):
+        before = target.read_bytes()
+        result = redtier(cli_env, "judge", str(path), "--output", str(target))
+        assert result.returncode == 2
+        assert message in result.stderr
+        assert target.read_bytes() == before
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from redtier.catalog import load_catalog
-from redtier.cli._common import error_console, settings_of
+from redtier.cli._common import check_output_path, error_console, settings_of
 from redtier.detectors import (
     DETECTORS,
     Judgement,
@@ -142,7 +142,9 @@ def judge_file(
             "--control judges rows by the refusal detector alone, so --detector has no effect "
             "there. Leave out --detector, or leave out --control to judge attacks."
         )
-    _check_output(file, output)
+    if output is not None:
+        input_file = None if str(file) == STDIN else file
+        check_output_path(output, settings_of(ctx), input_file=input_file)
     names = _check_detectors(detector or list(DEFAULT_DETECTORS), control)
     llm = judge_settings(
         settings_of(ctx),
@@ -207,18 +209,6 @@ def judge_file(
             "valid UTF-8 (or the encoding that the byte-order mark names). If the file is in "
             "another encoding, convert it to UTF-8 and judge it again.",
             highlight=False,
-        )
-
-
-def _check_output(file: Path, output: Path | None) -> None:
-    """Refuse an output path that is the input file, which opening for writing would empty."""
-    if output is None or str(file) == STDIN:
-        return
-    same = output.exists() and file.exists() and os.path.samefile(output, file)
-    if same or output.resolve() == file.resolve():
-        raise ConfigError(
-            f"--output {str(output)!r} is the input file; writing there would erase it before "
-            "it is read. Give another path."
         )
 
 

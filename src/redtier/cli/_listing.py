@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from redtier.catalog import Precision, estimate_memory, load_catalog
-from redtier.cli._common import console, open_store, print_json, settings_of
+from redtier.cli._common import check_output_path, console, open_store, print_json, settings_of
 from redtier.cli._judge import judge_use
 from redtier.cli._plan import cost_line, cost_record
 from redtier.detectors import DETECTORS, VERDICT_RULE, Verdict, summary_of
@@ -157,6 +157,8 @@ def export(
     """Export every attempt of a run."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"Unknown export format {fmt!r}. Supported: {', '.join(EXPORT_FORMATS)}.")
+    if output is not None:
+        check_output_path(output, settings_of(ctx))
     store = open_store(ctx)
     run = store.get_run(run_id)
     if output is None:
