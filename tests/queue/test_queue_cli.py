@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from redtier.queue._worker import machine_has_gpu
+from redtier.tiers import machine_has_gpu
 from tests.queue._queue_support import redtier
 
 

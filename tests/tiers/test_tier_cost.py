@@ -27,6 +27,7 @@ from redtier.tiers import (
     check_budget,
     fit_tier,
     load_tiers,
+    machine_has_gpu,
     remaining_fit,
 )
 
@@ -297,3 +298,35 @@ def test_memory_estimate_parts_add_up() -> None:
     cpu = memory_breakdown(entry, Precision.FP32, tokens=400, batch_size=32)
     assert cpu.load_peak == cpu.runtime + entry.params * 2 + entry.params * 4
     assert cpu.total == cpu.load_peak
+
+
+@pytest.mark.skipif(machine_has_gpu(), reason="this machine has a GPU, so a GPU tier may run here")
+@pytest.mark.parametrize("flags", [("--tier", "gpu_large"), ("--budget", "0.5")])
+def test_scan_on_gpu_tier_refused_without_gpu(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    tiers = tmp_path / "tiers.yaml"
+    # cpu_small at a GPU tier's price makes routing by hourly price pick gpu_small.
+    tiers.write_text(
+        "tiers:\n"
+        "  - name: cpu_small\n"
+        "    accelerator: none\n"
+        "    memory: 2 GiB\n"
+        "    attempt_timeout_s: 60\n"
+        "    instance_type: c6i.large\n"
+        "    price_usd_per_hour: {on_demand: 36.0}\n"
+        "    throughput: {tokens_per_s: 100, reference_params: 135M}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "REDTIER_DB": str(tmp_path / "r.db")}
+    result = subprocess.run(
+        [sys.executable, "-m", "redtier", "scan", "--tiers", str(tiers), "--limit", "2", *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2, result.stderr
+    assert "runs on a GPU" in message
+    assert "the scan would run on the CPU at GPU prices" in message
+    assert "Loading" not in result.stdout

@@ -24,6 +24,7 @@ from redtier.tiers import (
     TierFit,
     TierSet,
     check_budget,
+    check_runs_here,
     load_tiers,
     remaining_fit,
     resolve_tiers_file,
@@ -175,6 +176,12 @@ def price_scan(
         shape,
         tier=options.tier,
         precision=Precision(options.precision) if options.precision else None,
+    )
+    check_runs_here(
+        tiers.get(decision.tier),
+        "the scan",
+        "Give --tier cpu_small to scan here, or queue it with `redtier submit` for a worker "
+        "on a machine with a GPU.",
     )
     done = len(store.done_keys(prepared.run.id)) if prepared.run is not None else 0
     remaining = shape.attempts - done

@@ -19,13 +19,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from redtier.backends import ModelBackend, default_worker_limits
 from redtier.catalog import QUANTIZED, ModelEntry, Precision, format_bytes
-from redtier.errors import ConfigError, RedtierError
+from redtier.errors import RedtierError
 from redtier.queue._lease import LeaseKeeper
 from redtier.queue._queue import JobQueue, default_worker_name
 from redtier.queue._schema import JobRow, JobState
@@ -50,6 +49,7 @@ from redtier.tiers import (
     Tier,
     TierFit,
     TierSet,
+    check_runs_here,
     fit_tier,
 )
 
@@ -62,19 +62,6 @@ BATCH_ROWS_FOR_TIMEOUT = 32
 """Rows whose attempt timeouts add up to the wall time one batch may take (the default batch size)."""
 
 BackendLoader = Callable[[ModelEntry, Settings, Precision, JobLimits, int | None], ModelBackend]
-
-
-GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
-"""Device files that an NVIDIA or AMD GPU driver creates."""
-
-
-def machine_has_gpu() -> bool:
-    """Return whether this machine shows a GPU, by its driver's device files.
-
-    NOTE: a GPU hidden from this process (no device files) counts as absent. A device
-    file without a working driver counts as present, so loading fails later instead.
-    """
-    return any(Path(device).exists() for device in GPU_DEVICES)
 
 
 def sandboxed_loader(sandbox: str) -> BackendLoader:
@@ -156,12 +143,11 @@ class Worker:
         self._settings = settings
         self._tiers = tiers
         if load_backend is None:
-            if self.tier.accelerator is not None and not machine_has_gpu():
-                raise ConfigError(
-                    f"Tier {self.tier.name} runs on a GPU ({self.tier.accelerator.gpu}), and "
-                    "this machine shows none, so its jobs would run on the CPU at GPU prices. "
-                    "Start the worker with --tier cpu_small here, or on a machine with a GPU."
-                )
+            check_runs_here(
+                self.tier,
+                "its jobs",
+                "Start the worker with --tier cpu_small here, or on a machine with a GPU.",
+            )
             if options.sandbox != NO_SANDBOX:
                 get_sandbox(options.sandbox)  # an unknown or unavailable sandbox fails before any job is taken
             load_backend = sandboxed_loader(options.sandbox)

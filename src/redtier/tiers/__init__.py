@@ -8,6 +8,7 @@
   budget; :func:`check_budget` rejects a scan whose estimate exceeds it, and
   :func:`remaining_fit` gives the estimate for what a resumed scan has left.
 - :class:`JobLimits` carries a tier's memory and time limits to a sandbox.
+- :func:`check_runs_here` rejects a GPU tier on a machine that shows no GPU.
 """
 
 from redtier.tiers._builtin import BUILTIN_TIERS_YAML
@@ -26,6 +27,7 @@ from redtier.tiers._file import (
     resolve_tiers_file,
 )
 from redtier.tiers._limits import JobLimits
+from redtier.tiers._machine import check_runs_here, machine_has_gpu
 from redtier.tiers._route import RouteDecision, RoutingError, TierFit, fit_tier, route
 from redtier.tiers._shape import ScanShape
 from redtier.tiers._tier import (
@@ -58,8 +60,10 @@ __all__ = [
     "TierFit",
     "TierSet",
     "check_budget",
+    "check_runs_here",
     "fit_tier",
     "load_tiers",
+    "machine_has_gpu",
     "parse_size",
     "parse_tiers",
     "read_tier_file",
