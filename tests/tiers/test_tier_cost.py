@@ -330,3 +330,94 @@ def test_scan_on_gpu_tier_refused_without_gpu(tmp_path: Path, flags: tuple[str, 
     assert "runs on a GPU" in message
     assert "the scan would run on the CPU at GPU prices" in message
     assert "Loading" not in result.stdout
+
+
+def test_resumed_run_keeps_earlier_spend_at_its_price(store: Store, model_cache: Path) -> None:
+    settings = Settings(db_url=store.url, cache_dir=model_cache)
+    options = ScanOptions(model=DEFAULT_MODEL, limit=4, tier="cpu_small")
+    prepared = prepare_scan(settings, store, options)
+    cheap = fit_tier(
+        prepared.entry, load_tiers().get("cpu_small"), ScanShape.from_plan(prepared.plan, options)
+    )
+    pricey = cheap.model_copy(update={"price_per_hour_usd": 36.0})
+    clock = FakeClock()
+    first = CostMeter(store, pricey, price_kind=PriceKind.ON_DEMAND, clock=clock)
+
+    def stop_after_two(row: AttemptRow) -> None:
+        clock.now += 10.0
+        if store.count_attempts(row.run_id) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_prepared(
+            store,
+            prepared,
+            ScriptedBackend("I can't help with that."),
+            on_start=lambda run, _remaining: first.attach(run.id),
+            on_attempt=stop_after_two,
+        )
+    first.finish()
+    run_id = store.list_runs()[0].id
+    assert store.get_cost(run_id).cost_usd == pytest.approx(20 / 3600 * 36.0)
+
+    second = CostMeter(store, cheap, price_kind=PriceKind.ON_DEMAND, clock=clock)
+    second.attach(run_id)
+    clock.now += 100.0
+    second.finish()
+    cost = store.get_cost(run_id)
+    assert cost.wall_s == pytest.approx(120.0)
+    assert cost.cost_usd == pytest.approx(20 / 3600 * 36.0 + 100 / 3600 * 0.085)
+
+
+@pytest.mark.model
+def test_budget_stopped_scan_resumes_with_a_higher_budget(tmp_path: Path, model_cache: Path) -> None:
+    tiers = tmp_path / "tiers.yaml"
+    # One cent a second, and an estimate near zero, so loading alone passes a 2-cent budget.
+    tiers.write_text(
+        "tiers:\n"
+        "  - name: cpu_small\n"
+        "    accelerator: none\n"
+        "    memory: 2 GiB\n"
+        "    attempt_timeout_s: 60\n"
+        "    instance_type: c6i.large\n"
+        "    price_usd_per_hour: {on_demand: 36.0}\n"
+        "    throughput: {tokens_per_s: 1000000, reference_params: 135M}\n"
+        "    start_s: 0\n"
+        "    load_gb_per_s: 1000\n",
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "REDTIER_DB": str(tmp_path / "r.db"),
+        "REDTIER_CACHE_DIR": str(model_cache),
+        "REDTIER_TIERS": str(tiers),
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "200",
+    }
+
+    def redtier(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "redtier", *args]
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, check=False, timeout=600
+        )
+
+    first = redtier(
+        "scan", "--tier", "cpu_small", "--limit", "6", "--max-new-tokens", "4", "--budget", "0.02"
+    )
+    assert first.returncode == 0, first.stderr
+    [run] = json.loads(redtier("runs", "--json").stdout)
+    assert run["status"] == STOPPED_BUDGET
+    assert f"redtier scan --resume {run['id']} --budget DOLLARS" in " ".join(first.stdout.split())
+    spent = run["cost"]["cost_usd"]
+    assert spent >= 0.02
+
+    again = redtier("scan", "--resume", run["id"])
+    assert again.returncode == 2
+    assert "has already spent" in again.stderr
+
+    finished = redtier("scan", "--resume", run["id"], "--budget", "100")
+    assert finished.returncode == 0, finished.stderr
+    [run] = json.loads(redtier("runs", "--json").stdout)
+    assert run["status"] == "completed"
+    assert run["cost"]["cost_usd"] > spent, "the first session's spend is kept"

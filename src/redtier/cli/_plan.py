@@ -17,6 +17,7 @@ from redtier.errors import RedtierError
 from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions
 from redtier.store import RunCostRow, Store
 from redtier.tiers import (
+    BudgetError,
     CostMeter,
     PriceKind,
     RouteDecision,
@@ -187,10 +188,31 @@ def price_scan(
     remaining = shape.attempts - done
     share = remaining / shape.attempts if shape.attempts else 0.0
     fit = decision.chosen
-    check_budget(remaining_fit(fit, share), remaining, options.budget_usd)
+    budget = options.budget_usd
+    if budget is not None and prepared.run is not None:
+        budget = _budget_left(store, prepared.run.id, budget)
+    check_budget(remaining_fit(fit, share), remaining, budget)
     meter = CostMeter(store, fit, price_kind=decision.price, budget_usd=options.budget_usd)
     routed = options.model_copy(update={"precision": decision.precision.value})
     return dataclasses.replace(prepared, options=routed), meter
+
+
+def _budget_left(store: Store, run_id: str, budget_usd: float) -> float:
+    """Return what a resumed run may still spend of ``budget_usd``.
+
+    Raises:
+        BudgetError: the run's earlier sessions already spent the budget.
+    """
+    earlier = store.get_cost(run_id)
+    if earlier is None:
+        return budget_usd
+    if earlier.cost_usd >= budget_usd:
+        raise BudgetError(
+            f"Run {run_id} has already spent ${earlier.cost_usd:.4f} of its ${budget_usd:.4f} "
+            f"budget. Give a higher budget to finish it: redtier scan --resume {run_id} "
+            "--budget DOLLARS."
+        )
+    return budget_usd - earlier.cost_usd
 
 
 def _plan_table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +21,7 @@ from redtier.reports import CategoryStats, OverRefusalStats, over_refusal_table,
 from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
 from redtier.settings import Settings
 from redtier.store import AttemptRow, RunRow, Store
-from redtier.tiers import CostMeter, JobLimits
+from redtier.tiers import STOPPED_BUDGET, CostMeter, JobLimits
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +33,13 @@ INTERRUPTED_EXIT_STATUS = 130
 
 PLAN_OPTIONS = (
     "model", "probes", "prompts", "prompt_format", "prompt_column", "goal_column", "transforms",
-    "limit", "seed", "max_new_tokens", "temperature", "batch_size", "tier", "precision", "budget",
+    "limit", "seed", "max_new_tokens", "temperature", "batch_size", "tier", "precision",
     "execute_code", "judge_model", "judge_endpoint", "judge_api_model", "judge_api_key_env",
     "judge_timeout",
 )  # fmt: skip
-"""Parameters stored with a run, which --resume reuses rather than takes from the command line."""
+"""Parameters stored with a run, which --resume reuses rather than takes from the command line.
+
+``budget`` is not one of them: a resumed run may be given a higher --budget."""
 
 
 def _check_no_plan_options(ctx: typer.Context) -> None:
@@ -73,7 +76,7 @@ def scan(
     runtime: Annotated[Runtime, typer.Option(help="Library that runs the model: transformers, or llamacpp for GGUF files (needs `pip install 'redtier\\[llamacpp]'`).")] = Runtime.TRANSFORMERS,
     tier: TierOption = None,
     precision: PrecisionOption = None,
-    budget: Annotated[float | None, typer.Option(min=0.01, help="Stop the scan once it has cost this many US dollars at its tier's hourly price; refuse to start if the estimate is higher.")] = None,
+    budget: Annotated[float | None, typer.Option(min=0.01, help="Stop the scan once it has cost this many US dollars at its tier's hourly price; refuse to start if the estimate is higher. With --resume, the run's new budget, counting what it spent before.")] = None,
     tiers_file: TiersOption = None,
     execute_code: Annotated[bool, typer.Option(help="Run code blocks from malicious-code replies in a sandbox and add what they tried to do as evidence.")] = True,
     resume: Annotated[str | None, typer.Option(help="Id of an interrupted run to finish; its stored options are reused.")] = None,
@@ -121,6 +124,9 @@ def scan(
             llm_judge=llm_judge,
         )
     prepared = prepare_scan(settings, store, options, resume)
+    if resume is not None and budget is not None:
+        budgeted = prepared.options.model_copy(update={"budget_usd": budget})
+        prepared = dataclasses.replace(prepared, options=budgeted)
     # Built now, so a resumed run whose judge key variable is unset fails before the model loads.
     judge = llm_judge_detector(prepared.options.llm_judge) if prepared.options.llm_judge else None
     tier_set = load_tier_set(tiers_file)
@@ -215,9 +221,12 @@ def _execute(
 
         outcome = run_prepared(store, prepared, backend, on_start=on_start, on_attempt=on_attempt)
     if outcome.stopped is not None:
+        resume = f"redtier scan --resume {outcome.run_id}"
+        if outcome.stopped.status == STOPPED_BUDGET:
+            resume += " --budget DOLLARS"
         out.print(
             f"[yellow]Stopped early:[/yellow] {outcome.stopped.message}. Stored attempts are kept; "
-            f"`redtier scan --resume {outcome.run_id}` continues the run."
+            f"`{resume}` continues the run."
         )
     return outcome.run_id
 

@@ -94,6 +94,7 @@ class CostMeter:
         self._clock = clock
         self._started = clock()
         self._earlier_wall_s = 0.0
+        self._earlier_usd = 0.0
         self._last_save = self._started
         self.run_id: str | None = None
 
@@ -112,8 +113,13 @@ class CostMeter:
         return self._earlier_wall_s + (self._clock() - self._started)
 
     def spent_usd(self) -> float:
-        """Return the spend so far at the tier's hourly price."""
-        return self.wall_s() / 3600 * self.price_per_hour_usd
+        """Return the spend so far: earlier sessions as stored, this one at the tier's price.
+
+        An earlier session keeps the price it ran at, so resuming with other tier
+        prices does not reprice what was already spent.
+        """
+        session_s = self._clock() - self._started
+        return self._earlier_usd + session_s / 3600 * self.price_per_hour_usd
 
     def attach(self, run_id: str) -> None:
         """Start charging ``run_id``, adding to the spend of its earlier sessions."""
@@ -121,6 +127,7 @@ class CostMeter:
         earlier = self._store.get_cost(run_id)
         if earlier is not None:
             self._earlier_wall_s = earlier.wall_s
+            self._earlier_usd = earlier.cost_usd
         self.save()
 
     def on_attempt(self, _row: AttemptRow) -> None:
@@ -133,7 +140,8 @@ class CostMeter:
             assert self._budget is not None
             raise StopScan(
                 STOPPED_BUDGET,
-                f"spent ${self.spent_usd():.4f} of the ${self._budget:.4f} budget on {self._fit.tier}",
+                f"spent ${self.spent_usd():.4f} of the ${self._budget:.4f} budget on "
+                f"{self._fit.tier} by the last stored attempt",
             )
 
     def finish(self) -> RunCostRow | None:
