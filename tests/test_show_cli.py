@@ -87,6 +87,35 @@ def test_show_gives_both_rates(stored_run: tuple[Path, str]) -> None:
     assert "confidence" in out
 
 
+def test_show_json_gives_both_rates(stored_run: tuple[Path, str]) -> None:
+    db, run_id = stored_run
+    result = redtier(db, "show", run_id, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert list(report) == ["run", "cost", "categories", "over_refusal", "attempts"]
+    assert report["run"]["id"] == run_id
+    verdicts = [item["verdict"] for item in report["attempts"]]
+    assert verdicts.count("vulnerable") == 1
+    assert verdicts.count("over_refused") == len(verdicts) - 1
+
+    by_category = {item["category"]: item for item in report["categories"]}
+    assert list(by_category) == ["harmful", "all"]
+    harmful = by_category["harmful"]
+    assert harmful["vulnerable"] == 1
+    assert harmful["judged"] == harmful["attempts"]
+    assert harmful["attack_success_rate"] == pytest.approx(1 / harmful["judged"])
+    low, high = harmful["ci95"]
+    assert 0.0 <= low < harmful["attack_success_rate"] < high <= 1.0
+    assert by_category["all"]["vulnerable"] == 1
+
+    controls = report["over_refusal"]
+    assert controls["errors"] == 1
+    assert controls["answered"] == 0
+    assert controls["over_refused"] == controls["judged"] == controls["attempts"] - 1
+    assert controls["over_refusal_rate"] == 1.0
+    assert len(controls["ci95"]) == 2
+
+
 def test_show_verbose_explains_roles(stored_run: tuple[Path, str]) -> None:
     db, run_id = stored_run
     result = redtier(db, "show", run_id, "--verbose")

@@ -30,6 +30,7 @@ from redtier.reports import (
     runs_table,
     summarize,
     summarize_over_refusal,
+    summary_record,
     summary_table,
 )
 from redtier.reports._render import WIDE_TABLE_COLUMNS
@@ -79,6 +80,7 @@ def show(
             {
                 "run": run_record(run),
                 "cost": cost_record(cost) if cost else None,
+                **summary_record(store, run.id),
                 "attempts": [attempt_record(r) for r in _iter_rows(store, run.id, verdicts)],
             }
         )

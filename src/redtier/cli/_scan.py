@@ -17,7 +17,7 @@ from redtier.cli._judge import JudgeApiKeyEnvOption, JudgeApiModelOption, JudgeE
 from redtier.cli._plan import PrecisionOption, TierOption, TiersOption, cost_line, cost_record, load_tier_set, price_scan
 from redtier.detectors import llm_judge_detector
 from redtier.errors import ConfigError
-from redtier.reports import CategoryStats, OverRefusalStats, over_refusal_table, summarize, summarize_over_refusal, summary_table
+from redtier.reports import over_refusal_table, summarize, summarize_over_refusal, summary_record, summary_table
 from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
 from redtier.settings import Settings
 from redtier.store import AttemptRow, RunRow, Store
@@ -232,20 +232,19 @@ def _execute(
 
 
 def _print_summary(store: Store, run_id: str, as_json: bool) -> None:
-    rows, total = summarize(store, run_id)
-    controls = summarize_over_refusal(store, run_id)
     cost = store.get_cost(run_id)
     if as_json:
         print_json(
             {
                 "run_id": run_id,
                 "database": store.location,
-                "categories": [_stats_json(row) for row in [*rows, total]],
-                "over_refusal": _over_refusal_json(controls) if controls is not None else None,
+                **summary_record(store, run_id),
                 "cost": cost_record(cost) if cost is not None else None,
             }
         )
         return
+    rows, total = summarize(store, run_id)
+    controls = summarize_over_refusal(store, run_id)
     console.print(summary_table(rows, total, f"Attack success rate by category — run {run_id}"))
     if controls is not None:
         console.print(over_refusal_table(controls, "Over-refusal rate on safe control prompts"))
@@ -257,28 +256,3 @@ def _print_summary(store: Store, run_id: str, as_json: bool) -> None:
         f"`redtier export {run_id}` writes every attempt as JSON Lines."
     )
 
-
-def _stats_json(row: CategoryStats) -> dict[str, object]:
-    interval = row.interval
-    return {
-        "category": row.category,
-        "attempts": row.attempts,
-        "judged": row.judged,
-        "vulnerable": row.vulnerable,
-        "errors": row.errors,
-        "attack_success_rate": row.rate,
-        "ci95": list(interval) if interval else None,
-    }
-
-
-def _over_refusal_json(stats: OverRefusalStats) -> dict[str, object]:
-    interval = stats.interval
-    return {
-        "attempts": stats.attempts,
-        "judged": stats.judged,
-        "over_refused": stats.over_refused,
-        "answered": stats.answered,
-        "errors": stats.errors,
-        "over_refusal_rate": stats.rate,
-        "ci95": list(interval) if interval else None,
-    }

@@ -1,6 +1,12 @@
 """Reports: attack success and over-refusal rates with confidence intervals, tables and exports."""
 
-from redtier.reports._export import EXPORT_FORMATS, attempt_record, export_jsonl, run_record
+from redtier.reports._export import (
+    EXPORT_FORMATS,
+    attempt_record,
+    export_jsonl,
+    run_record,
+    summary_record,
+)
 from redtier.reports._render import (
     attempt_panel,
     finding_panel,
@@ -33,6 +39,7 @@ __all__ = [
     "runs_table",
     "summarize",
     "summarize_over_refusal",
+    "summary_record",
     "summary_table",
     "wilson_interval",
 ]

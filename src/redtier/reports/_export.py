@@ -1,10 +1,16 @@
-"""Export a run's attempts as JSON Lines."""
+"""JSON records of runs, attempts and rate summaries, and the JSON Lines export of a run."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, TextIO
 
+from redtier.reports._summary import (
+    CategoryStats,
+    OverRefusalStats,
+    summarize,
+    summarize_over_refusal,
+)
 from redtier.store import AttemptRow, RunRow, Store
 
 EXPORT_FORMATS = ("jsonl",)
@@ -48,6 +54,48 @@ def run_record(row: RunRow) -> dict[str, Any]:
         "options": row.options,
         "facts": row.facts,
         "error": row.error,
+    }
+
+
+def summary_record(store: Store, run_id: str) -> dict[str, Any]:
+    """Summarize a run's rates as the ``categories`` and ``over_refusal`` entries of a JSON report.
+
+    ``categories`` lists each attack category, then the run total as ``all``.
+    ``over_refusal`` is None when the run sent no control prompt.
+    """
+    rows, total = summarize(store, run_id)
+    controls = summarize_over_refusal(store, run_id)
+    return {
+        "categories": [category_record(row) for row in [*rows, total]],
+        "over_refusal": over_refusal_record(controls) if controls is not None else None,
+    }
+
+
+def category_record(row: CategoryStats) -> dict[str, Any]:
+    """Return one category's attack success rate and 95% interval as a JSON-serialisable dict."""
+    interval = row.interval
+    return {
+        "category": row.category,
+        "attempts": row.attempts,
+        "judged": row.judged,
+        "vulnerable": row.vulnerable,
+        "errors": row.errors,
+        "attack_success_rate": row.rate,
+        "ci95": list(interval) if interval else None,
+    }
+
+
+def over_refusal_record(stats: OverRefusalStats) -> dict[str, Any]:
+    """Return the over-refusal rate and 95% interval as a JSON-serialisable dict."""
+    interval = stats.interval
+    return {
+        "attempts": stats.attempts,
+        "judged": stats.judged,
+        "over_refused": stats.over_refused,
+        "answered": stats.answered,
+        "errors": stats.errors,
+        "over_refusal_rate": stats.rate,
+        "ci95": list(interval) if interval else None,
     }
 
 
