@@ -308,6 +308,7 @@ def test_abstaining_judge_makes_no_verdict(
     # A reply without a score gives neither vulnerable nor resisted, so it cannot raise the rate.
     judgement = _judge_with_server(chat_server, attempt, api_key, "reply:I like turtles")
     assert judgement.verdict is Verdict.ERROR
+    assert judgement.confidence is None
     assert judgement.explanation.startswith("not judged, every deciding detector abstained")
     assert "llm_judge" in judgement.explanation
     assert [result.detector for result in judgement.results] == [

@@ -48,7 +48,9 @@ def test_answered_control() -> None:
 
 
 def test_empty_control_output_is_error() -> None:
-    assert judge(control(), "").verdict is Verdict.ERROR
+    judgement = judge(control(), "")
+    assert judgement.verdict is Verdict.ERROR
+    assert judgement.confidence is None
 
 
 def test_control_context_detectors_do_not_decide() -> None:

@@ -60,9 +60,15 @@ def test_empty_and_failed_outputs_are_errors_not_passes(store: Store) -> None:
     verdicts = [row.verdict for row in store.iter_attempts(run.id)]
     assert verdicts[:3] == ["error", "error", "error"]
     assert verdicts[5] == "error"
-    crashed = list(store.iter_attempts(run.id))[5]
+    rows = list(store.iter_attempts(run.id))
+    crashed = rows[5]
     assert "worker crashed" in (crashed.error or "")
     assert crashed.output is None
+    assert crashed.error_reason == crashed.error
+    assert rows[0].error is None
+    assert rows[0].error_reason == "the output is empty"
+    assert [row.judged_confidence for row in rows if row.verdict == "error"] == [None] * 4
+    assert rows[3].judged_confidence is not None
 
 
 class InterruptingBackend(ModelBackend):

@@ -15,7 +15,7 @@ from redtier.backends import ChatRequest, ScriptedBackend
 from redtier.detectors import llm_judge_detector
 from redtier.probes import load_library
 from redtier.scan import ScanOptions, build_plan, execute_scan
-from redtier.store import Store
+from redtier.store import AttemptRow, Store, utcnow
 from tests._chat_support import API_KEY, running_chat_server
 
 REFUSAL = "I'm sorry, but I can't help with that."
@@ -163,6 +163,65 @@ def test_show_error_attempt_explains_why(stored_run: tuple[Path, str]) -> None:
     result = redtier(db, "show", run_id, "--attempt", empty["key"])
     assert result.returncode == 0, result.stderr
     assert "no detector ran: the output is empty" in result.stdout
+
+
+def test_error_attempt_has_no_confidence(stored_run: tuple[Path, str]) -> None:
+    db, run_id = stored_run
+    exported = [json.loads(line) for line in redtier(db, "export", run_id).stdout.splitlines()]
+    [empty] = [item for item in exported if item["verdict"] == "error"]
+    assert empty["explanation"] == "the output is empty"
+    assert empty["confidence"] is None
+    assert empty["error"] == "the output is empty"
+    assert all(item["confidence"] is not None for item in exported if item["verdict"] != "error")
+    assert all(item["error"] is None for item in exported if item["verdict"] != "error")
+
+    [as_json] = json.loads(redtier(db, "show", run_id, "--attempt", empty["key"], "--json").stdout)
+    assert as_json["confidence"] is None
+    assert as_json["error"] == "the output is empty"
+
+    text = redtier(db, "show", run_id, "--attempt", empty["key"]).stdout
+    assert re.search(r"confidence +— \(not judged\)", text), text
+    assert re.search(r"score +— \(not judged\)", text), text
+    assert "against threshold" not in text
+
+
+def test_error_rows_of_earlier_versions_read(stored_run: tuple[Path, str]) -> None:
+    """Earlier versions stored confidence 1 and no error for an output that was not judged."""
+    db, run_id = stored_run
+    explanation = "the output contains only special tokens or punctuation: '🙂'"
+    store = Store(f"sqlite:///{db}")
+    try:
+        seq = store.count_attempts(run_id) + 100
+        store.add_attempt(
+            AttemptRow(
+                run_id=run_id, key="harmful.old/0/none", seq=seq, probe_id="harmful.old",
+                category="harmful", transform=None, goal="goal", system_prompt=None,
+                prompt="prompt", output="🙂", verdict="error", score=0.0, confidence=1.0,
+                explanation=explanation, detector_results=[], tokens_in=1, tokens_out=1,
+                latency_s=0.01, error=None, created_at=utcnow(),
+            )
+        )
+    finally:
+        store.close()
+
+    exported = redtier(db, "export", run_id)
+    assert exported.returncode == 0, exported.stderr
+    [old] = [
+        json.loads(line) for line in exported.stdout.splitlines() if "harmful.old/0/none" in line
+    ]
+    assert old["confidence"] is None
+    assert old["error"] == explanation
+
+    listed = redtier(db, "show", run_id, "--all")
+    assert listed.returncode == 0, listed.stderr
+    panel = listed.stdout.split(f"#{seq} harmful.old")[1].split("╰")[0]
+    title = panel.splitlines()[0]
+    assert "score" not in title
+    assert "confidence" not in panel
+
+    shown = redtier(db, "show", run_id, "--attempt", f"#{seq}")
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"confidence +— \(not judged\)", shown.stdout), shown.stdout
 
 
 def test_show_unknown_attempt(stored_run: tuple[Path, str]) -> None:

@@ -78,6 +78,7 @@ def test_public_api_pinned() -> None:
             "judge",
             "judge_many",
             "llm_judge_detector",
+            "not_judged",
             "summary_of",
         ]
     )

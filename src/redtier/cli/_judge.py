@@ -25,10 +25,10 @@ from redtier.detectors import (
     DETECTORS,
     Judgement,
     LlmJudgeSettings,
-    Verdict,
     decided,
     judge_many,
     llm_judge_detector,
+    not_judged,
 )
 from redtier.errors import ConfigError, ImportFormatError
 from redtier.probes import Attempt, Category
@@ -323,9 +323,7 @@ def _judge_batch(
     )
     by_row = {pair.row: judgement for pair, judgement in zip(readable, judgements, strict=True)}
     for pair in pairs:
-        judgement = by_row.get(pair.row) or Judgement(
-            verdict=Verdict.ERROR, score=0.0, confidence=1.0, results=(), explanation=pair.problem or ""
-        )
+        judgement = by_row.get(pair.row) or not_judged(pair.problem or "")
         yield _record(pair.row, template.category, judgement), pair
 
 

@@ -19,7 +19,14 @@ from redtier.detectors._llm_judge import LlmJudgeDetector, LlmJudgeSettings, llm
 from redtier.detectors._llm_judge_clients import JudgeError
 from redtier.detectors._refusal import RefusalDetector
 from redtier.detectors._registry import DETECTORS, DetectorFactory, get_detector, summary_of
-from redtier.detectors._verdict import VERDICT_RULE, Judgement, Verdict, decided, judge
+from redtier.detectors._verdict import (
+    VERDICT_RULE,
+    Judgement,
+    Verdict,
+    decided,
+    judge,
+    not_judged,
+)
 
 __all__ = [
     "DETECTORS",
@@ -50,5 +57,6 @@ __all__ = [
     "judge",
     "judge_many",
     "llm_judge_detector",
+    "not_judged",
     "summary_of",
 ]

@@ -17,7 +17,10 @@ EXPORT_FORMATS = ("jsonl",)
 
 
 def attempt_record(row: AttemptRow) -> dict[str, Any]:
-    """Return an attempt as a JSON-serialisable dict."""
+    """Return an attempt as a JSON-serialisable dict.
+
+    ``confidence`` is None for an ``error`` verdict, and ``error`` then gives the reason.
+    """
     return {
         "run_id": row.run_id,
         "seq": row.seq,
@@ -31,13 +34,13 @@ def attempt_record(row: AttemptRow) -> dict[str, Any]:
         "output": row.output,
         "verdict": row.verdict,
         "score": row.score,
-        "confidence": row.confidence,
+        "confidence": row.judged_confidence,
         "explanation": row.explanation,
         "detectors": row.detector_results,
         "tokens_in": row.tokens_in,
         "tokens_out": row.tokens_out,
         "latency_s": row.latency_s,
-        "error": row.error,
+        "error": row.error_reason,
         "created_at": row.created_at.isoformat(),
     }
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from redtier.catalog import ModelEntry, Precision, estimate_memory, format_bytes
-from redtier.detectors import decided
+from redtier.detectors import Verdict, decided
 from redtier.probes import Probe
 from redtier.reports._summary import CategoryStats, OverRefusalStats
 from redtier.store import AttemptRow, RunRow
@@ -161,10 +161,12 @@ def finding_panel(row: AttemptRow) -> Panel:
         Text(_excerpt(row.prompt)),
         Text("output:", style="dim"),
         Text(_excerpt(row.output or "")),
-        Text(f"verdict: {row.verdict}, {row.explanation} (confidence {row.confidence:.2f})", style="yellow"),
+        Text(f"verdict: {row.verdict}, {row.explanation}{_confidence_note(row)}", style="yellow"),
         _evidence_grid(row),
     )
-    title = f"#{row.seq} {row.probe_id} [{row.category}] {row.verdict} score {row.score:.2f}"
+    title = f"#{row.seq} {row.probe_id} [{row.category}] {row.verdict}"
+    if row.verdict != Verdict.ERROR:
+        title += f" score {row.score:.2f}"
     return Panel(body, title=escape(title), title_align="left")
 
 
@@ -185,8 +187,13 @@ def attempt_panel(row: AttemptRow, threshold: float | None) -> Panel:
     ):
         facts.add_row(label, Text(value))
     facts.add_row("verdict", Text(row.verdict, style=_VERDICT_STYLES.get(row.verdict, "")))
-    facts.add_row("score", f"{row.score:.2f} against threshold {limit}")
-    facts.add_row("confidence", f"{row.confidence:.2f} (0 at the threshold, 1 at a score of 0 or 1)")
+    confidence = row.judged_confidence
+    if confidence is None:
+        facts.add_row("score", "— (not judged)")
+        facts.add_row("confidence", "— (not judged)")
+    else:
+        facts.add_row("score", f"{row.score:.2f} against threshold {limit}")
+        facts.add_row("confidence", f"{confidence:.2f} (0 at the threshold, 1 at a score of 0 or 1)")
     facts.add_row("explanation", Text(row.explanation))
     if row.error:
         facts.add_row("error", Text(row.error, style="red"))
@@ -207,6 +214,11 @@ _VERDICT_STYLES = {
     "resisted": "green",
     "answered": "green",
 }
+
+
+def _confidence_note(row: AttemptRow) -> str:
+    confidence = row.judged_confidence
+    return "" if confidence is None else f" (confidence {confidence:.2f})"
 
 
 def _evidence_grid(row: AttemptRow) -> Table:

@@ -11,7 +11,7 @@ from typing import Any
 
 from redtier import __version__
 from redtier.backends import ChatRequest, Generation, GenerationConfig, ModelBackend, sha256_of
-from redtier.detectors import DETECTORS, Detector, Judgement, Verdict, judge_many
+from redtier.detectors import DETECTORS, Detector, Judgement, judge_many, not_judged
 from redtier.errors import ConfigError
 from redtier.probes import Attempt, Probe, import_prompts, load_library
 from redtier.scan._options import ScanOptions
@@ -188,13 +188,7 @@ def _to_rows(
         if generation.error is None:
             judgement = next(judgements)
         else:
-            judgement = Judgement(
-                verdict=Verdict.ERROR,
-                score=0.0,
-                confidence=1.0,
-                results=(),
-                explanation=f"generation failed: {generation.error}",
-            )
+            judgement = not_judged(f"generation failed: {generation.error}")
         rows.append(_to_row(run_id, todo[index], generation, judgement))
     return rows
 
@@ -215,7 +209,9 @@ def _to_row(
         output=generation.text if generation.error is None else None,
         verdict=judgement.verdict.value,
         score=judgement.score,
-        confidence=judgement.confidence,
+        # The column is NOT NULL in databases made by earlier versions, so an error, which
+        # has no confidence, stores 0. AttemptRow.judged_confidence reads it back as None.
+        confidence=judgement.confidence if judgement.confidence is not None else 0.0,
         explanation=judgement.explanation,
         detector_results=[result.model_dump(mode="json") for result in judgement.results],
         tokens_in=generation.tokens_in,

@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+ERROR_VERDICT = "error"
+"""The stored verdict of an attempt that was not judged: ``redtier.detectors.Verdict.ERROR``."""
+
 
 class Base(DeclarativeBase):
     """Declarative base of redtier's tables."""
@@ -50,16 +53,36 @@ class AttemptRow(Base):
     prompt: Mapped[str] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text, nullable=True)
     verdict: Mapped[str] = mapped_column(String(20))
-    """``vulnerable``, ``resisted`` or ``error``."""
+    """``vulnerable``, ``resisted``, ``over_refused``, ``answered`` or ``error``."""
     score: Mapped[float] = mapped_column(Float)
     confidence: Mapped[float] = mapped_column(Float)
+    """Confidence of the verdict. An ``error`` verdict has none and stores 0 here (1 in rows
+    stored by earlier versions), which :attr:`judged_confidence` reads as None."""
     explanation: Mapped[str] = mapped_column(Text)
     detector_results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     tokens_in: Mapped[int] = mapped_column(Integer)
     tokens_out: Mapped[int] = mapped_column(Integer)
     latency_s: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Error message of a failed generation. None when generation succeeded, even if the output
+    was then not judged, a case that :attr:`error_reason` covers too."""
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    @property
+    def judged_confidence(self) -> float | None:
+        """The verdict's confidence, or None for an ``error`` verdict, which was not judged."""
+        return None if self.verdict == ERROR_VERDICT else self.confidence
+
+    @property
+    def error_reason(self) -> str | None:
+        """Reason the attempt was not judged, or None for a judged attempt.
+
+        It is the generation error when generation failed, else the verdict's explanation,
+        such as "the output is empty".
+        """
+        if self.error is not None or self.verdict != ERROR_VERDICT:
+            return self.error
+        return self.explanation
 
 
 class RunCostRow(Base):
