@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -95,6 +96,21 @@ def test_bad_names_fail_before_loading(cli_env: dict[str, str], args: tuple[str,
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert "Loading" not in result.stdout
+
+
+def test_unreachable_hub_names_offline_variable(cli_env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    cli_env.pop("HF_HUB_OFFLINE")
+    cli_env.update(HF_ENDPOINT=f"http://127.0.0.1:{closed_port}", HF_HOME=str(tmp_path / "hf"))
+    result = redtier(cli_env, "scan", "--model", "gpt2", "--limit", "1", timeout=120)
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert "Hugging Face Hub cannot be reached" in message
+    assert "HF_HUB_OFFLINE=1" in message
+    assert "local folder or a GGUF file" in message
+    assert "Traceback" not in result.stderr
 
 
 def test_scan_stores_and_reports(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -82,21 +82,33 @@ def _download_from_hub(entry: ModelEntry) -> Path:
             entry.source, revision=entry.revision, allow_patterns=HUB_WEIGHT_PATTERNS
         )
     except LocalEntryNotFoundError:
-        reason = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
-        raise ModelLoadError(
-            f"Model {entry.name!r} ({entry.source}) is not in the local Hugging Face cache and "
-            f"{reason}. Either run where the Hub is reachable"
-            + (" (unset HF_HUB_OFFLINE)" if offline else "")
-            + ", or download the model elsewhere, copy the folder here, and add a catalog entry "
-            "(--catalog FILE) whose `source:` is that local folder; the README's Models section "
-            "shows the format."
-        ) from None
+        raise ModelLoadError(_not_cached_message(entry, offline)) from None
     except HfHubHTTPError as error:
         raise ModelLoadError(
             f"Model {entry.name!r} ({entry.source}): the Hub rejected the download: {error}. "
             "For gated models, accept the licence on the model page and set HF_TOKEN."
         ) from None
     return Path(folder)
+
+
+def _not_cached_message(entry: ModelEntry, offline: bool) -> str:
+    """Explain a Hub model missing from the local cache, with the ways to get it."""
+    start = f"Model {entry.name!r} ({entry.source}) is not in the local Hugging Face cache and "
+    local = (
+        "download the model on a machine with Hub access, copy the folder here, and add a "
+        "catalog entry (--catalog FILE) whose `source:` is that local folder or a GGUF file "
+        "(the README's Models section shows the format)"
+    )
+    if offline:
+        return (
+            f"{start}HF_HUB_OFFLINE is set, so the Hub is not tried. Either unset HF_HUB_OFFLINE "
+            f"where the Hub is reachable, or {local}."
+        )
+    return (
+        f"{start}the Hugging Face Hub cannot be reached. Either run where the Hub is reachable, "
+        f"or {local}. On a machine without Hub access, set HF_HUB_OFFLINE=1 so that models "
+        "load only from the local cache and the Hub is not tried."
+    )
 
 
 def sha256_of(path: Path) -> str:
