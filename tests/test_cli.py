@@ -86,6 +86,8 @@ def test_detectors_json_says_what_judge_accepts(cli_env: dict[str, str]) -> None
         (("scan", "--probes", "jailbrek"), "Did you mean: jailbreak"),
         (("scan", "--transforms", "base46"), "Did you mean: base64"),
         (("scan", "--prompts", "/nonexistent/prompts.csv"), "/nonexistent/prompts.csv"),
+        (("scan", "--sandbox", "bogus"), "Known: auto, bwrap, docker, none, process."),
+        (("scan", "--sandbox", "nnoe"), "Did you mean: none"),
         (("show", "feedbeef"), "redtier runs"),
         (("scan", "--resume", "feedbeef", "--model", "gpt2", "--limit", "3"), "--model, --limit would be ignored"),
     ],

@@ -93,6 +93,12 @@ def test_worker_rejects_an_unknown_sandbox_before_taking_a_job(cli_env: dict[str
     assert job["state"] == "queued", "the job stays queued for a correctly configured worker"
 
 
+def test_worker_unknown_sandbox_lists_none(cli_env: dict[str, str]) -> None:
+    result = redtier(cli_env, "worker", "--tier", "cpu_small", "--once", "--sandbox", "bogus")
+    assert result.returncode == 2
+    assert "Known: auto, bwrap, docker, none, process." in " ".join(result.stderr.split())
+
+
 def test_queue_creates_a_missing_database_folder(cli_env: dict[str, str], tmp_path: Path) -> None:
     database = tmp_path / "not" / "yet" / "results.db"
     env = {**cli_env, "REDTIER_DB": str(database)}

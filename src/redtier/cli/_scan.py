@@ -18,7 +18,7 @@ from redtier.cli._plan import PrecisionOption, TierOption, TiersOption, cost_lin
 from redtier.detectors import llm_judge_detector
 from redtier.errors import ConfigError
 from redtier.reports import over_refusal_table, summarize, summarize_over_refusal, summary_record, summary_table
-from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, load_backend, prepare_scan, run_prepared
+from redtier.scan import DEFAULT_TRANSFORMS, PreparedScan, ScanOptions, check_model_sandbox, load_backend, prepare_scan, run_prepared
 from redtier.settings import Settings
 from redtier.store import AttemptRow, RunRow, Store
 from redtier.tiers import STOPPED_BUDGET, CostMeter, JobLimits
@@ -90,6 +90,7 @@ def scan(
     """Run attack probes against a model, judge each output and store the results."""
     if resume is not None:
         _check_no_plan_options(ctx)
+    check_model_sandbox(sandbox)
     settings = settings_of(ctx)
     store = open_store(ctx)
     options = None

@@ -35,6 +35,7 @@ from redtier.scan import (
     ScanOptions,
     ScanOutcome,
     StopScan,
+    check_model_sandbox,
     load_backend,
     prepare_scan,
     run_prepared,
@@ -148,8 +149,10 @@ class Worker:
                 "its jobs",
                 "Start the worker with --tier cpu_small here, or on a machine with a GPU.",
             )
+            # An unknown or unavailable sandbox fails before any job is taken.
+            check_model_sandbox(options.sandbox)
             if options.sandbox != NO_SANDBOX:
-                get_sandbox(options.sandbox)  # an unknown or unavailable sandbox fails before any job is taken
+                get_sandbox(options.sandbox)
             load_backend = sandboxed_loader(options.sandbox)
         self._load = load_backend
         self._store = Store(settings.db_url)

@@ -1,6 +1,6 @@
 """The scan harness: plan attempts, generate, judge and store them."""
 
-from redtier.scan._loading import NO_SANDBOX, load_backend
+from redtier.scan._loading import NO_SANDBOX, check_model_sandbox, load_backend
 from redtier.scan._options import DEFAULT_TRANSFORMS, ScanOptions
 from redtier.scan._plan import build_plan, clean_text, make_canary
 from redtier.scan._runner import ScanOutcome, StopScan, execute_scan, run_facts, select_probes
@@ -20,6 +20,7 @@ __all__ = [
     "ScanOutcome",
     "StopScan",
     "build_plan",
+    "check_model_sandbox",
     "check_same_weights",
     "clean_text",
     "execute_scan",

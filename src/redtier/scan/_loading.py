@@ -6,12 +6,20 @@ import logging
 
 from redtier.backends import ModelBackend, Runtime, SandboxedBackend, WorkerOptions, load_model
 from redtier.catalog import ModelEntry, Precision
-from redtier.sandbox import Limits, get_sandbox
+from redtier.errors import UnknownNameError
+from redtier.sandbox import SANDBOXES, Limits, get_sandbox
 from redtier.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 NO_SANDBOX = "none"
+
+
+def check_model_sandbox(name: str) -> None:
+    """Raise UnknownNameError unless a model can load in sandbox ``name``, ``none`` included."""
+    accepted = ["auto", NO_SANDBOX, *SANDBOXES.names()]
+    if name not in accepted:
+        raise UnknownNameError("sandbox", name, accepted)
 
 
 def load_backend(
@@ -34,6 +42,7 @@ def load_backend(
     errors. Neither applies without a sandbox, which the log says. ``runtime``
     names the library that runs the model (llama.cpp is an optional extra).
     """
+    check_model_sandbox(sandbox)
     if sandbox == NO_SANDBOX:
         logger.warning(
             "Loading %s without a sandbox: model files and generation run in this process%s.",
