@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,10 @@ def data_dir() -> Path:
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
 
 
 # Real benchmark files.
@@ -99,6 +104,46 @@ def test_txt_skips_blanks_comments_duplicates(tmp_path: Path) -> None:
     assert probe.prompts == ("first prompt", "second prompt")
     assert probe.goals == ("first prompt", "second prompt")
     assert probe.tags == ("txt",)
+
+
+def test_duplicates_dropped_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "set.txt", "one\ntwo\none\none\ntwo\nthree\nthree\n")
+    with caplog.at_level(logging.WARNING):
+        probe = import_prompts(path)
+    assert probe.prompts == ("one", "two", "three")
+    assert warnings_of(caplog) == [f"Dropped 4 duplicate prompts from {path}. Each distinct prompt is sent once."]
+
+
+def test_one_duplicate_warning_singular(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "set.txt", "one\none\n")
+    with caplog.at_level(logging.WARNING):
+        import_prompts(path)
+    assert warnings_of(caplog) == [f"Dropped 1 duplicate prompt from {path}. Each distinct prompt is sent once."]
+
+
+def test_no_duplicates_no_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "set.txt", "one\ntwo\n")
+    with caplog.at_level(logging.WARNING):
+        import_prompts(path)
+    assert warnings_of(caplog) == []
+
+
+def test_csv_unclosed_quote_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "mine.csv", 'id,prompt\n1,"never closed\n2,second\n3,third\n')
+    with caplog.at_level(logging.WARNING):
+        probe = import_prompts(path)
+    assert len(probe.prompts) == 1, "the csv module joins the rows after the open quote"
+    [warning] = warnings_of(caplog)
+    assert str(path) in warning
+    assert "odd number of double quotes" in warning
+
+
+def test_csv_balanced_quotes_no_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "mine.csv", 'id,prompt\n1,"quoted, with ""inner"" quotes"\n2,second\n')
+    with caplog.at_level(logging.WARNING):
+        probe = import_prompts(path)
+    assert probe.prompts == ('quoted, with "inner" quotes', "second")
+    assert warnings_of(caplog) == []
 
 
 def test_jsonl_prompt_field(tmp_path: Path) -> None:

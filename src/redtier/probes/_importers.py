@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redtier.errors import ImportFormatError, UnknownNameError
+from redtier.probes._pairs import has_unbalanced_quotes
 from redtier.probes._probe import Category, Probe
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,10 @@ def import_prompts(
 ) -> Probe:
     """Read a prompt file into one probe with id ``imported.<file stem>``.
 
-    Identical prompts are kept once, in first-seen order, and each prompt's goal
-    is stored in ``Probe.goals``. Bytes that are not valid UTF-8 are replaced
+    Identical prompts are kept once, in first-seen order, with a logged warning
+    that counts the dropped copies, and each prompt's goal is stored in
+    ``Probe.goals``. A CSV file with an odd number of double quotes is imported
+    with a logged warning, since an unclosed quote joins the rows after it. Bytes that are not valid UTF-8 are replaced
     with U+FFFD.
 
     Raises:
@@ -96,12 +99,20 @@ def import_prompts(
     unique = _deduplicate(rows)
     if not unique:
         raise ImportFormatError(f"{path} contains no prompts. Add at least one non-blank prompt.")
+    dropped = len(rows) - len(unique)
+    if dropped:
+        logger.warning(
+            "Dropped %d duplicate %s from %s. Each distinct prompt is sent once.",
+            dropped,
+            "prompt" if dropped == 1 else "prompts",
+            path,
+        )
     logger.info(
         "Imported %d prompts from %s as %s (%d duplicates dropped)",
         len(unique),
         path,
         fmt,
-        len(rows) - len(unique),
+        dropped,
     )
     return Probe(
         id=f"imported.{sanitise_stem(path.stem)}",
@@ -190,11 +201,19 @@ def _csv_records(source: _Source, required: tuple[str, ...]) -> list[dict[str, s
                 f"{', '.join(header) or '(none)'}. Pass --prompt-column NAME (and "
                 "--goal-column NAME) with names from that list."
             )
-        return [{key: value or "" for key, value in record.items() if key} for record in reader]
+        records = [{key: value or "" for key, value in record.items() if key} for record in reader]
     except csv.Error as error:
         raise ImportFormatError(
             f"{source.path} is not valid CSV at line {reader.line_num}: {error}."
         ) from error
+    if has_unbalanced_quotes(source.text.count('"')):
+        logger.warning(
+            "%s has an odd number of double quotes. A quoted cell that is never closed takes in "
+            "every row after it, so those rows are not imported as prompts of their own. Check "
+            "the quoting.",
+            source.path,
+        )
+    return records
 
 
 def _rows_from_records(

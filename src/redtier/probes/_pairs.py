@@ -77,6 +77,16 @@ _BOMS = (
 )
 
 
+def has_unbalanced_quotes(quote_count: int) -> bool:
+    """Return whether CSV text with ``quote_count`` double quotes is unbalanced.
+
+    Valid CSV has an even number. An odd one most often means a quoted cell that
+    is never closed, and the csv module accepts it by joining every row after it
+    into that cell. It can also be a lone quote inside an unquoted cell.
+    """
+    return quote_count % 2 == 1
+
+
 @dataclass(frozen=True)
 class Pair:
     """One prompt and the response a model gave to it."""
@@ -146,13 +156,8 @@ class PairReader:
 
     @property
     def unbalanced_quotes(self) -> bool:
-        """Whether the CSV read so far has an odd number of double quotes.
-
-        Valid CSV has an even number. An odd one most often means a quoted cell that
-        is never closed, and the csv module accepts it by joining every row after it
-        into that cell. It can also be a lone quote inside an unquoted cell.
-        """
-        return self.format == "csv" and self._quotes % 2 == 1
+        """Whether the CSV read so far has an odd number of double quotes (see ``has_unbalanced_quotes``)."""
+        return self.format == "csv" and has_unbalanced_quotes(self._quotes)
 
     @property
     def name(self) -> str:
