@@ -235,6 +235,29 @@ def test_scan_json_writes_only_json(cli_env: dict[str, str]) -> None:
     assert summary["categories"][-1]["attempts"] == 2
 
 
+def test_interrupt_while_loading_prints_message(cli_env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "redtier", "scan", "--limit", "1", "--sandbox", "none"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        # The warning is logged just before the in-process load starts.
+        before = next(line for line in process.stderr if "without a sandbox" in line)
+        process.send_signal(signal.SIGINT)
+        _, after = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    message = " ".join((before + after).split())
+    assert "Interrupted while loading smollm2-135m-instruct" in message
+    assert "nothing was stored" in message
+
+
 def test_interrupted_scan_exits_130_with_hint(cli_env: dict[str, str], tmp_path: Path) -> None:
     database = tmp_path / "results.db"
     process = subprocess.Popen(

@@ -136,8 +136,14 @@ def scan(
     if meter is not None:
         limits = JobLimits.for_job(tier_set.get(meter.tier), len(prepared.plan))
     status_console = error_console if as_json else console
-    with status_console.status(f"Loading {prepared.entry.name}…"):
-        backend = _load(prepared, settings, sandbox, limits, runtime)
+    try:
+        with status_console.status(f"Loading {prepared.entry.name}…"):
+            backend = _load(prepared, settings, sandbox, limits, runtime)
+    except KeyboardInterrupt:
+        if judge is not None:
+            judge.close()
+        error_console.print(_load_interrupted_message(prepared))
+        raise typer.Exit(INTERRUPTED_EXIT_STATUS) from None
     try:
         run_id = _execute(store, prepared, backend, meter, as_json)
     except KeyboardInterrupt:
@@ -153,6 +159,21 @@ def scan(
         if judge is not None:
             judge.close()
     _print_summary(store, run_id, as_json)
+
+
+def _load_interrupted_message(prepared: PreparedScan) -> str:
+    """Describe what Ctrl-C during model loading left behind. A new run is created only after loading."""
+    name = prepared.entry.name
+    if prepared.run is None:
+        return (
+            f"Interrupted while loading {name}, before the run started, so nothing was stored. "
+            "Run the command again to scan."
+        )
+    run_id = prepared.run.id
+    return (
+        f"Interrupted while loading {name}. Run {run_id} is unchanged, and "
+        f"`redtier scan --resume {run_id}` finishes it."
+    )
 
 
 def _load(
