@@ -136,6 +136,29 @@ def test_base_model_uses_plain_continuation(tmp_path: Path) -> None:
     assert 1 <= result.tokens_out <= 5
 
 
+def test_load_hides_transformers_progress_bars(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    folder = _tiny_gpt2_folder(tmp_path / "tiny-gpt2")
+    entry = ModelEntry(
+        name="tiny-gpt2",
+        family="gpt2",
+        params=1,
+        format=ModelFormat.HF,
+        source_kind=SourceKind.PATH,
+        source=str(folder),
+        context_length=128,
+        chat=False,
+    )
+    transformers_logging.enable_progress_bar()
+    capfd.readouterr()
+    TransformersBackend.load(entry, Settings(db_url="sqlite://", cache_dir=tmp_path / "c"))
+    output = capfd.readouterr()
+    assert "Loading weights" not in output.err
+    assert "Loading weights" not in output.out
+    assert transformers_logging.is_progress_bar_enabled(), "the bars are enabled again after loading"
+
+
 def _tiny_gpt2_folder(folder: Path) -> Path:
     """Save a randomly initialised two-layer GPT-2 with the bundled model's tokenizer."""
     import torch

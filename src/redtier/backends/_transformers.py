@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,10 @@ class TransformersBackend(ModelBackend):
         """Load weights that the caller has located and checked (the model worker's entry point)."""
         started = time.perf_counter()
         folder = weights
-        if entry.format is ModelFormat.GGUF:
-            folder = cached_gguf_folder(weights, file_hash, cache_dir)
-        model, tokenizer = _load_folder(folder, entry, precision, threads)
+        with _transformers_progress_bars_disabled():
+            if entry.format is ModelFormat.GGUF:
+                folder = cached_gguf_folder(weights, file_hash, cache_dir)
+            model, tokenizer = _load_folder(folder, entry, precision, threads)
         facts = _describe(entry, weights, file_hash, precision)
         logger.info("Loaded %s in %.1f s", entry.name, time.perf_counter() - started)
         return cls(entry, model, tokenizer, facts)
@@ -228,6 +230,28 @@ class TransformersBackend(ModelBackend):
 
     def close(self) -> None:
         self._model = None
+
+
+@contextmanager
+def _transformers_progress_bars_disabled() -> Iterator[None]:
+    """Hide transformers' own bars, such as "Loading weights", while a model loads.
+
+    With ``--sandbox none`` they would print under redtier's progress display.
+    They are enabled again afterwards if they were on, because transformers'
+    switch also turns off huggingface_hub's download bars.
+
+    NOTE: the "Converting and de-quantizing GGUF tensors" bar of a first GGUF
+    conversion still shows, because transformers 5.25 draws it with tqdm directly.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _load_folder(
