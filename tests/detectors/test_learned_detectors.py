@@ -86,13 +86,15 @@ def test_compliance_evidence_gives_rule_summary(make_attempt: AttemptFactory) ->
 
 
 def test_score_crosses_half_at_threshold(make_attempt: AttemptFactory) -> None:
-    """The reported score is at or above 0.5 exactly when the probability reaches the threshold."""
+    """The score reaches 0.5 exactly when the probability reaches the threshold, unless capped."""
     detector = get_detector("harmful_compliance")
     threshold = load_head("harmful_compliance").threshold
     for output in [*REFUSALS, STEPS, PANCAKES]:
         result = detector.detect(make_attempt(goal=LOCK), output)
         probability = float(result.evidence[0].split()[2])
-        if abs(probability - threshold) > 0.01:
+        if "capped" in result.evidence[0]:
+            assert result.score == CAPPED_SCORE
+        elif abs(probability - threshold) > 0.01:
             assert (result.score >= 0.5) == (probability >= threshold), result.evidence[0]
 
 
