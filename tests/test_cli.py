@@ -258,6 +258,50 @@ def test_interrupt_while_loading_prints_message(cli_env: dict[str, str]) -> None
     assert "nothing was stored" in message
 
 
+def _model_workers() -> set[int]:
+    """Return the pids of running sandboxed model workers."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"redtier.backends._worker" in command:
+            pids.add(int(entry.name))
+    return pids
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", "process"])
+def test_interrupt_while_loading_stops_the_worker(cli_env: dict[str, str], sandbox: str) -> None:
+    earlier = _model_workers()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "redtier", "scan", "--limit", "1", "--sandbox", sandbox],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _model_workers() - earlier and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = _model_workers() - earlier
+        assert started, "the model worker never started"
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "Interrupted while loading" in " ".join(errors.split())
+    deadline = time.monotonic() + 10
+    while started & _model_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not started & _model_workers(), "the worker kept loading after Ctrl-C"
+
+
 def test_interrupted_scan_exits_130_with_hint(cli_env: dict[str, str], tmp_path: Path) -> None:
     database = tmp_path / "results.db"
     process = subprocess.Popen(
