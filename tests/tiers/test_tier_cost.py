@@ -300,12 +300,10 @@ def test_memory_estimate_parts_add_up() -> None:
     assert cpu.total == cpu.load_peak
 
 
-@pytest.mark.skipif(machine_has_gpu(), reason="this machine has a GPU, so a GPU tier may run here")
-@pytest.mark.parametrize("flags", [("--tier", "gpu_large"), ("--budget", "0.5")])
-def test_scan_on_gpu_tier_refused_without_gpu(tmp_path: Path, flags: tuple[str, ...]) -> None:
-    tiers = tmp_path / "tiers.yaml"
-    # cpu_small at a GPU tier's price makes routing by hourly price pick gpu_small.
-    tiers.write_text(
+def _pricey_cpu_tier(path: Path, *, tokens_per_s: int = 100, instant_load: bool = False) -> Path:
+    """Write a tier file whose cpu_small costs $36 an hour, one cent a second."""
+    load = "    start_s: 0\n    load_gb_per_s: 1000\n" if instant_load else ""
+    path.write_text(
         "tiers:\n"
         "  - name: cpu_small\n"
         "    accelerator: none\n"
@@ -313,9 +311,17 @@ def test_scan_on_gpu_tier_refused_without_gpu(tmp_path: Path, flags: tuple[str, 
         "    attempt_timeout_s: 60\n"
         "    instance_type: c6i.large\n"
         "    price_usd_per_hour: {on_demand: 36.0}\n"
-        "    throughput: {tokens_per_s: 100, reference_params: 135M}\n",
+        f"    throughput: {{tokens_per_s: {tokens_per_s}, reference_params: 135M}}\n" + load,
         encoding="utf-8",
     )
+    return path
+
+
+@pytest.mark.skipif(machine_has_gpu(), reason="this machine has a GPU, so a GPU tier may run here")
+@pytest.mark.parametrize("flags", [("--tier", "gpu_large"), ("--budget", "0.5")])
+def test_scan_on_gpu_tier_refused_without_gpu(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    # cpu_small at a GPU tier's price makes routing by hourly price pick gpu_small.
+    tiers = _pricey_cpu_tier(tmp_path / "tiers.yaml")
     env = {**os.environ, "HOME": str(tmp_path), "REDTIER_DB": str(tmp_path / "r.db")}
     result = subprocess.run(
         [sys.executable, "-m", "redtier", "scan", "--tiers", str(tiers), "--limit", "2", *flags],
@@ -370,22 +376,9 @@ def test_resumed_run_keeps_earlier_spend_at_its_price(store: Store, model_cache:
 
 
 @pytest.mark.model
-def test_budget_stopped_scan_resumes_with_a_higher_budget(tmp_path: Path, model_cache: Path) -> None:
-    tiers = tmp_path / "tiers.yaml"
+def test_budget_stopped_scan_resumes_with_higher_budget(tmp_path: Path, model_cache: Path) -> None:
     # One cent a second, and an estimate near zero, so loading alone passes a 2-cent budget.
-    tiers.write_text(
-        "tiers:\n"
-        "  - name: cpu_small\n"
-        "    accelerator: none\n"
-        "    memory: 2 GiB\n"
-        "    attempt_timeout_s: 60\n"
-        "    instance_type: c6i.large\n"
-        "    price_usd_per_hour: {on_demand: 36.0}\n"
-        "    throughput: {tokens_per_s: 1000000, reference_params: 135M}\n"
-        "    start_s: 0\n"
-        "    load_gb_per_s: 1000\n",
-        encoding="utf-8",
-    )
+    tiers = _pricey_cpu_tier(tmp_path / "tiers.yaml", tokens_per_s=1_000_000, instant_load=True)
     env = {
         **os.environ,
         "HOME": str(tmp_path),
