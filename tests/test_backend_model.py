@@ -117,18 +117,22 @@ def test_model_too_large_names_need_and_available() -> None:
     assert "16.0 GiB available" in message
 
 
-def test_base_model_uses_plain_continuation(tmp_path: Path) -> None:
-    folder = _tiny_gpt2_folder(tmp_path / "tiny-gpt2")
-    entry = ModelEntry(
+def _tiny_gpt2_entry(tmp_path: Path) -> ModelEntry:
+    """Return a catalog entry for a tiny base GPT-2 written under ``tmp_path``."""
+    return ModelEntry(
         name="tiny-gpt2",
         family="gpt2",
         params=1,
         format=ModelFormat.HF,
         source_kind=SourceKind.PATH,
-        source=str(folder),
+        source=str(_tiny_gpt2_folder(tmp_path / "tiny-gpt2")),
         context_length=128,
         chat=False,
     )
+
+
+def test_base_model_uses_plain_continuation(tmp_path: Path) -> None:
+    entry = _tiny_gpt2_entry(tmp_path)
     backend = TransformersBackend.load(entry, Settings(db_url="sqlite://", cache_dir=tmp_path / "c"))
     assert backend.format_prompt(ChatRequest(prompt="Once upon", system_prompt="Tale:")) == "Tale:\n\nOnce upon\n"
     [result] = backend.generate([ChatRequest(prompt="Once upon")], GenerationConfig(max_new_tokens=5))
@@ -139,17 +143,7 @@ def test_base_model_uses_plain_continuation(tmp_path: Path) -> None:
 def test_load_hides_transformers_progress_bars(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     from transformers.utils import logging as transformers_logging
 
-    folder = _tiny_gpt2_folder(tmp_path / "tiny-gpt2")
-    entry = ModelEntry(
-        name="tiny-gpt2",
-        family="gpt2",
-        params=1,
-        format=ModelFormat.HF,
-        source_kind=SourceKind.PATH,
-        source=str(folder),
-        context_length=128,
-        chat=False,
-    )
+    entry = _tiny_gpt2_entry(tmp_path)
     transformers_logging.enable_progress_bar()
     capfd.readouterr()
     TransformersBackend.load(entry, Settings(db_url="sqlite://", cache_dir=tmp_path / "c"))
