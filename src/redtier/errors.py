@@ -13,12 +13,14 @@ message names the offending value and the fix. The CLI prints the message of a
     ├── StoreError              a database that cannot be opened or written
     │   └── RunNotFoundError    a run id not in the database
     └── SandboxError            a sandbox backend that cannot start a process
+        └── UnwritableFolderError   a writable folder that the sandbox user cannot write
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class RedtierError(Exception):
@@ -72,3 +74,12 @@ class RunNotFoundError(StoreError):
 
 class SandboxError(RedtierError):
     """A sandbox backend that is unavailable or failed to start a process."""
+
+
+class UnwritableFolderError(SandboxError):
+    """A folder meant to be writable in the sandbox that the sandbox user cannot write."""
+
+    def __init__(self, message: str, folder: Path, uid: int) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.uid = uid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from redtier.backends import (
 )
 from redtier.backends._sandboxed import _WindowProgress
 from redtier.catalog import DEFAULT_MODEL, load_catalog
+from redtier.errors import ModelLoadError
 from redtier.sandbox import get_sandbox
 from redtier.settings import Settings
 
@@ -99,3 +101,15 @@ def test_close_under_a_running_generation_ends_it_quietly(
     assert not any(generation.error for _, generation in rest)
     assert not caplog.records, [record.getMessage() for record in caplog.records]
     assert backend.restarts == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's sandbox runs as another user")
+def test_cache_behind_closed_folder_names_the_fix(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    settings = Settings(db_url="sqlite://", cache_dir=closed / "cache")
+    with pytest.raises(ModelLoadError) as caught:
+        SandboxedBackend.start(load_catalog().get(DEFAULT_MODEL), settings, get_sandbox("auto"))
+    message = str(caught.value)
+    assert f"The model cache {closed / 'cache' / 'gguf'} is not writable" in message
+    assert "REDTIER_CACHE_DIR" in message

@@ -35,7 +35,7 @@ from redtier.backends._pipe import LineReader, WorkerDied, kill_tree
 from redtier.backends._resolve import check_memory, locate_weights
 from redtier.backends._runtime import Runtime
 from redtier.catalog import ModelEntry, Precision, estimate_memory, format_bytes
-from redtier.errors import ModelLoadError
+from redtier.errors import ModelLoadError, UnwritableFolderError
 from redtier.sandbox import Limits, Sandbox, grant_write, python_binds
 from redtier.settings import Settings
 
@@ -208,15 +208,24 @@ class SandboxedBackend(ModelBackend):
         writable.mkdir(parents=True, exist_ok=True)
         grant_write(self._sandbox, writable)
         log = self._log_path.open("ab")
-        self._process = self._sandbox.popen(
-            [self._sandbox.python_executable(), "-m", "redtier.backends._worker"],
-            limits=self._limits,
-            binds=[*python_binds(), _package_root(), _bind_path(self._weights)],
-            writable=writable,
-            env=_worker_env(self._options.threads),
-            stderr=log.fileno(),
-        )
-        log.close()
+        try:
+            self._process = self._sandbox.popen(
+                [self._sandbox.python_executable(), "-m", "redtier.backends._worker"],
+                limits=self._limits,
+                binds=[*python_binds(), _package_root(), _bind_path(self._weights)],
+                writable=writable,
+                env=_worker_env(self._options.threads),
+                stderr=log.fileno(),
+            )
+        except UnwritableFolderError as error:
+            raise ModelLoadError(
+                f"The model cache {error.folder} is not writable by the sandbox user (uid "
+                f"{error.uid}), because a folder above it is closed to other users, as root's "
+                "home is. Give --cache-dir (or REDTIER_CACHE_DIR) a folder outside it, such as "
+                "/var/cache/redtier, the default for root."
+            ) from None
+        finally:
+            log.close()
         assert self._process.stdout is not None and self._process.stdin is not None
         _grow_pipe(self._process.stdout.fileno())
         self._reader = LineReader(self._process)

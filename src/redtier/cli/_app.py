@@ -52,7 +52,7 @@ def main_options(
     ctx: typer.Context,
     db: Annotated[str | None, typer.Option(help="Database file or SQLAlchemy URL. Default: REDTIER_DB, else ~/.local/share/redtier/redtier.db.")] = None,
     catalog: Annotated[str | None, typer.Option(help="YAML file of extra models. Default: REDTIER_CATALOG, else ~/.config/redtier/models.yaml if present.")] = None,
-    cache_dir: Annotated[str | None, typer.Option(help="Folder for converted weights. Default: REDTIER_CACHE_DIR, else ~/.cache/redtier.")] = None,
+    cache_dir: Annotated[str | None, typer.Option(help="Folder for converted weights. Default: REDTIER_CACHE_DIR, else ~/.cache/redtier, or /var/cache/redtier as root.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:

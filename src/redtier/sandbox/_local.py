@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redtier.errors import SandboxError
+from redtier.errors import SandboxError, UnwritableFolderError
 from redtier.sandbox import _seccomp
 from redtier.sandbox._base import Sandbox, SandboxRun
 from redtier.sandbox._cgroups import CgroupSet, writable_parents
@@ -197,9 +197,11 @@ class LocalSandbox(Sandbox):
         if not writable.is_dir():
             raise SandboxError(f"Writable folder {writable} does not exist or is not a folder.")
         if not readable_by(self.uid, writable, gid=self.gid, write=True):
-            raise SandboxError(
+            raise UnwritableFolderError(
                 f"Writable folder {writable} is not writable by the sandbox user (uid {self.uid}). Call "
-                f"redtier.sandbox.grant_write(sandbox, path) on it, or use redtier.sandbox.make_workdir(sandbox)."
+                f"redtier.sandbox.grant_write(sandbox, path) on it, or use redtier.sandbox.make_workdir(sandbox).",
+                writable,
+                self.uid,
             )
 
     def _common_problem(self) -> tuple[str, str] | None:
