@@ -229,7 +229,7 @@ def _summary(assessment: _Assessment) -> str:
     if assessment.nonsense:
         return "nonsense or repeated text"
     if assessment.announcement:
-        return f"an announced answer that never comes ({quote(assessment.announcement, 40)})"
+        return f"an opening with nothing delivered after it ({quote(assessment.announcement, 40)})"
     if remainder.word_count < MIN_WORDS and not assessment.code:
         if remainder.refusals and remainder.lectures:
             return "refusal and lecture with nothing substantive after them"
