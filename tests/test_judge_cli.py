@@ -186,6 +186,22 @@ def test_output_over_input_is_refused(cli_env: dict[str, str], tmp_path: Path) -
     assert path.read_bytes() == before
 
 
+def test_failed_judge_leaves_output_file_alone(cli_env: dict[str, str], tmp_path: Path) -> None:
+    no_prompt = write_csv(tmp_path / "nocol.csv", "text,label\nhello,1\n")
+    good = write_csv(tmp_path / "pairs.csv", f'prompt,response\n"How do I pick a lock?","{REFUSAL}"\n')
+    output = tmp_path / "out.jsonl"
+    output.write_text("keep\n", encoding="utf-8")
+
+    failed = redtier(cli_env, "judge", str(no_prompt), "--output", str(output))
+    assert failed.returncode == 2
+    assert output.read_text(encoding="utf-8") == "keep\n"
+
+    judged = redtier(cli_env, "judge", str(good), "--output", str(output))
+    assert judged.returncode == 0, judged.stderr
+    assert json.loads(output.read_text(encoding="utf-8"))["verdict"] == "resisted"
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == []
+
+
 def test_output_over_a_database_is_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
     path = write_csv(tmp_path / "pairs.csv", f'prompt,response\n"How do I pick a lock?","{REFUSAL}"\n')
     results = Path(cli_env["REDTIER_DB"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -363,18 +364,37 @@ def _record(row: int, category: str, judgement: Judgement) -> dict[str, Any]:
 
 @contextmanager
 def _open_output(output: Path | None) -> Iterator[TextIO]:
+    """Yield standard output, or a file beside ``output`` that replaces it when rows are written.
+
+    A run that fails before its first row, such as on a file without a prompt
+    column, leaves an existing ``output`` as it was.
+    """
     if output is None:
         yield sys.stdout
         return
     try:
-        handle = output.open("w", encoding="utf-8")
+        handle = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.", delete=False
+        )
     except OSError as error:
         raise ConfigError(
             f"Cannot write {str(output)!r}: {error.strerror}. Give a file path in a folder that "
             "exists and is writable, or omit --output to write to standard output."
         ) from None
-    with handle:
-        yield handle
+    partial = Path(handle.name)
+    umask = os.umask(0)
+    os.umask(umask)
+    partial.chmod(0o666 & ~umask)
+    try:
+        with handle:
+            yield handle
+    except BaseException:
+        if partial.stat().st_size == 0:
+            partial.unlink()
+            raise
+        partial.replace(output)
+        raise
+    partial.replace(output)
 
 
 def _print_totals(file: Path, counts: dict[str, int], output: Path | None) -> None:
