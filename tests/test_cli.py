@@ -186,6 +186,13 @@ def test_killed_scan_resumes_exactly_once(cli_env: dict[str, str], tmp_path: Pat
     assert set(before) <= set(after)
     assert _single_value(database, "SELECT status FROM runs") == "completed"
 
+    finished = _single_value(database, "SELECT finished_at FROM runs")
+    again = redtier(cli_env, "scan", "--resume", run_id)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to resume" in " ".join(again.stdout.split())
+    assert "Loading" not in again.stdout
+    assert _single_value(database, "SELECT finished_at FROM runs") == finished
+
 
 def _attempts(database: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(database) as connection:

@@ -125,6 +125,14 @@ def scan(
             llm_judge=llm_judge,
         )
     prepared = prepare_scan(settings, store, options, resume)
+    if prepared.run is not None and len(store.done_keys(prepared.run.id)) >= len(prepared.plan):
+        status_console = error_console if as_json else console
+        status_console.print(
+            f"Run {prepared.run.id} already has all {len(prepared.plan)} attempts stored, so "
+            "there is nothing to resume and nothing is charged."
+        )
+        _print_summary(store, prepared.run.id, as_json)
+        return
     if resume is not None and budget is not None:
         budgeted = prepared.options.model_copy(update={"budget_usd": budget})
         prepared = dataclasses.replace(prepared, options=budgeted)
