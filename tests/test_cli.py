@@ -71,7 +71,8 @@ def test_detectors_json_says_what_judge_accepts(cli_env: dict[str, str]) -> None
     assert set(rows) >= {"refusal", "harmful_compliance", "canary", "llm_judge"}
     assert all(row["scores"] for row in rows.values())
     assert rows["harmful_compliance"]["judge"] == "yes"
-    assert rows["refusal_keywords"]["judge"] == "with --control"
+    assert rows["refusal"]["judge"] == "reported on every row; decides with --control"
+    assert rows["refusal_keywords"]["judge"].startswith("no:")
     assert rows["decoded_payload"]["judge"] == "scan only"
 
     table = redtier(cli_env, "detectors")

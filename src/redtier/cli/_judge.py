@@ -62,8 +62,10 @@ def judge_use(name: str) -> str:
     """Return how `redtier judge` can use detector ``name``, for `redtier detectors`."""
     if name in SCAN_ONLY_DETECTORS:
         return "scan only"
+    if name == REFUSAL:
+        return "reported on every row; decides with --control"
     if name in REFUSAL_DETECTORS:
-        return "with --control"
+        return "no: --control always decides by refusal"
     if name == LLM_JUDGE:
         return "with --judge-model or --judge-endpoint"
     return "yes"
