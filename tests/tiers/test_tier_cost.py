@@ -13,6 +13,7 @@ import pytest
 
 from redtier.backends import ScriptedBackend
 from redtier.catalog import DEFAULT_MODEL, Precision, load_catalog
+from redtier.cli._plan import cost_line
 from redtier.sandbox import Limits
 from redtier.scan import ScanOptions, prepare_scan, run_prepared
 from redtier.settings import Settings
@@ -373,6 +374,7 @@ def test_resumed_run_keeps_earlier_spend_at_its_price(store: Store, model_cache:
     cost = store.get_cost(run_id)
     assert cost.wall_s == pytest.approx(120.0)
     assert cost.cost_usd == pytest.approx(20 / 3600 * 36.0 + 100 / 3600 * 0.085)
+    assert "earlier sessions counted at the prices they ran at" in cost_line(cost)
 
 
 @pytest.mark.model
@@ -398,7 +400,7 @@ def test_budget_stopped_scan_resumes_with_higher_budget(tmp_path: Path, model_ca
     first = redtier(
         "scan", "--tier", "cpu_small", "--limit", "6", "--max-new-tokens", "4", "--budget", "0.02"
     )
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 3, first.stderr
     [run] = json.loads(redtier("runs", "--json").stdout)
     assert run["status"] == STOPPED_BUDGET
     assert f"redtier scan --resume {run['id']} --budget DOLLARS" in " ".join(first.stdout.split())
@@ -408,6 +410,9 @@ def test_budget_stopped_scan_resumes_with_higher_budget(tmp_path: Path, model_ca
     again = redtier("scan", "--resume", run["id"])
     assert again.returncode == 2
     assert "has already spent" in again.stderr
+
+    shown = redtier("show", run["id"])
+    assert "Stopped: spent $" in " ".join(shown.stdout.split())
 
     finished = redtier("scan", "--resume", run["id"], "--budget", "100")
     assert finished.returncode == 0, finished.stderr

@@ -35,6 +35,7 @@ from redtier.reports import (
 )
 from redtier.reports._render import WIDE_TABLE_COLUMNS
 from redtier.store import AttemptRow, RunCostRow, RunRow, Store
+from redtier.tiers import STOPPED_BUDGET
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -103,7 +104,8 @@ def _print_summaries(store: Store, run: RunRow) -> None:
     rows, total = summarize(store, run.id)
     console.print(f"Run [bold]{run.id}[/bold] — {run.model}, {run.status}, started {run.started_at:%Y-%m-%d %H:%M:%S} UTC")
     if run.error:
-        console.print(f"[red]Run error:[/red] {run.error}")
+        label = "Stopped" if run.status == STOPPED_BUDGET else "Run error"
+        console.print(f"[red]{label}:[/red] {run.error}")
     cost = store.get_cost(run.id)
     if cost is not None:
         console.print(cost_line(cost))

@@ -323,6 +323,9 @@ def cost_line(cost: RunCostRow) -> str:
         f"{cost.price_kind.replace('_', '-')}): {format_usd(cost.cost_usd)} for "
         f"{format_duration(cost.wall_s)} of wall time"
     )
+    at_this_price = cost.wall_s / 3600 * cost.price_per_hour_usd
+    if abs(cost.cost_usd - at_this_price) > max(0.01 * cost.cost_usd, 1e-6):
+        text += ", earlier sessions counted at the prices they ran at"
     if cost.estimated_usd is not None:
         text += f"; estimated {format_usd(cost.estimated_usd)}"
     if cost.budget_usd is not None:

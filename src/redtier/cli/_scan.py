@@ -29,6 +29,8 @@ PIPE_PROGRESS_EVERY = 25
 """Attempts between progress lines when output goes to a file or pipe."""
 INTERRUPTED_EXIT_STATUS = 130
 """Exit status after Ctrl-C or SIGTERM, as shells report for SIGINT (128 + 2)."""
+STOPPED_EXIT_STATUS = 3
+"""Exit status of a scan that its budget stopped before every attempt ran."""
 
 
 PLAN_OPTIONS = (
@@ -153,7 +155,7 @@ def scan(
         error_console.print(_load_interrupted_message(prepared))
         raise typer.Exit(INTERRUPTED_EXIT_STATUS) from None
     try:
-        run_id = _execute(store, prepared, backend, meter, as_json)
+        run_id, stopped = _execute(store, prepared, backend, meter, as_json)
     except KeyboardInterrupt:
         error_console.print(
             "Interrupted. Stored attempts are kept; `redtier runs` shows the run, and "
@@ -167,6 +169,8 @@ def scan(
         if judge is not None:
             judge.close()
     _print_summary(store, run_id, as_json)
+    if stopped:
+        raise typer.Exit(STOPPED_EXIT_STATUS)
 
 
 def _load_interrupted_message(prepared: PreparedScan) -> str:
@@ -212,8 +216,11 @@ def _execute(
     backend: ModelBackend,
     meter: CostMeter | None = None,
     as_json: bool = False,
-) -> str:
-    """Run the scan with a progress bar (on stderr with --json); return the run id."""
+) -> tuple[str, bool]:
+    """Run the scan with a progress bar (on stderr with --json).
+
+    Returns the run id, and whether something such as the budget stopped the run early.
+    """
     out = error_console if as_json else console
     columns = (
         TextColumn("{task.description}"),
@@ -258,7 +265,7 @@ def _execute(
             f"[yellow]Stopped early:[/yellow] {outcome.stopped.message}. Stored attempts are kept; "
             f"`{resume}` continues the run."
         )
-    return outcome.run_id
+    return outcome.run_id, outcome.stopped is not None
 
 
 def _print_summary(store: Store, run_id: str, as_json: bool) -> None:
