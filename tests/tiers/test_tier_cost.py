@@ -13,7 +13,7 @@ import pytest
 
 from redtier.backends import ScriptedBackend
 from redtier.catalog import DEFAULT_MODEL, Precision, load_catalog
-from redtier.cli._plan import cost_line
+from redtier.cli._plan import cost_line, price_scan
 from redtier.sandbox import Limits
 from redtier.scan import ScanOptions, prepare_scan, run_prepared
 from redtier.settings import Settings
@@ -319,13 +319,19 @@ def _pricey_cpu_tier(path: Path, *, tokens_per_s: int = 100, instant_load: bool 
 
 
 @pytest.mark.skipif(machine_has_gpu(), reason="this machine has a GPU, so a GPU tier may run here")
-@pytest.mark.parametrize("flags", [("--tier", "gpu_large"), ("--budget", "0.5")])
-def test_scan_on_gpu_tier_refused_without_gpu(tmp_path: Path, flags: tuple[str, ...]) -> None:
-    # cpu_small at a GPU tier's price makes routing by hourly price pick gpu_small.
-    tiers = _pricey_cpu_tier(tmp_path / "tiers.yaml")
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--tier", "gpu_large"), "the scan would run on the CPU at GPU prices"),
+        (("--model", "mistral-7b", "--budget", "5"), "mistral-7b needs a GPU tier"),
+    ],
+)
+def test_scan_on_gpu_tier_refused_without_gpu(
+    tmp_path: Path, flags: tuple[str, ...], expected: str
+) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "REDTIER_DB": str(tmp_path / "r.db")}
     result = subprocess.run(
-        [sys.executable, "-m", "redtier", "scan", "--tiers", str(tiers), "--limit", "2", *flags],
+        [sys.executable, "-m", "redtier", "scan", "--limit", "2", *flags],
         env=env,
         capture_output=True,
         text=True,
@@ -334,9 +340,22 @@ def test_scan_on_gpu_tier_refused_without_gpu(tmp_path: Path, flags: tuple[str, 
     )
     message = " ".join(result.stderr.split())
     assert result.returncode == 2, result.stderr
-    assert "runs on a GPU" in message
-    assert "the scan would run on the CPU at GPU prices" in message
+    assert expected in message
     assert "Loading" not in result.stdout
+
+
+@pytest.mark.skipif(machine_has_gpu(), reason="this machine has a GPU, so a GPU tier may run here")
+def test_budget_scan_routes_to_a_tier_this_machine_runs(
+    store: Store, model_cache: Path, tmp_path: Path
+) -> None:
+    settings = Settings(db_url=store.url, cache_dir=model_cache)
+    options = ScanOptions(model=DEFAULT_MODEL, limit=2, budget_usd=1.0)
+    prepared = prepare_scan(settings, store, options)
+    # cpu_small at a GPU tier's price: by hourly price alone, routing would pick gpu_small.
+    tiers = load_tiers(_pricey_cpu_tier(tmp_path / "tiers.yaml"))
+    _, meter = price_scan(store, prepared, tiers)
+    assert meter is not None
+    assert meter.tier == "cpu_small"
 
 
 def test_resumed_run_keeps_earlier_spend_at_its_price(store: Store, model_cache: Path) -> None:

@@ -21,12 +21,14 @@ from redtier.tiers import (
     CostMeter,
     PriceKind,
     RouteDecision,
+    RoutingError,
     ScanShape,
     TierFit,
     TierSet,
     check_budget,
     check_runs_here,
     load_tiers,
+    machine_has_gpu,
     remaining_fit,
     resolve_tiers_file,
     route,
@@ -171,13 +173,11 @@ def price_scan(
     if options.tier is None and options.budget_usd is None:
         return prepared, None
     shape = ScanShape.from_plan(prepared.plan, options)
-    decision = route(
-        prepared.entry,
-        tiers,
-        shape,
-        tier=options.tier,
-        precision=Precision(options.precision) if options.precision else None,
-    )
+    precision = Precision(options.precision) if options.precision else None
+    if options.tier is None and not machine_has_gpu():
+        decision = _route_on_cpu(prepared, tiers, shape, precision)
+    else:
+        decision = route(prepared.entry, tiers, shape, tier=options.tier, precision=precision)
     check_runs_here(
         tiers.get(decision.tier),
         "the scan",
@@ -195,6 +195,34 @@ def price_scan(
     meter = CostMeter(store, fit, price_kind=decision.price, budget_usd=options.budget_usd)
     routed = options.model_copy(update={"precision": decision.precision.value})
     return dataclasses.replace(prepared, options=routed), meter
+
+
+def _route_on_cpu(
+    prepared: PreparedScan, tiers: TierSet, shape: ScanShape, precision: Precision | None
+) -> RouteDecision:
+    """Route a scan on a machine without a GPU among the tiers it can run.
+
+    Raises:
+        RoutingError: no CPU tier fits; the message says when a GPU tier would.
+    """
+    cpu_only = tuple(
+        tier if tier.accelerator is None else tier.model_copy(update={"available": False})
+        for tier in tiers.tiers
+    )
+    try:
+        return route(
+            prepared.entry,
+            tiers.model_copy(update={"tiers": cpu_only}),
+            shape,
+            precision=precision,
+        )
+    except RoutingError:
+        anywhere = route(prepared.entry, tiers, shape, precision=precision)
+        raise RoutingError(
+            f"{prepared.entry.name} needs a GPU tier (the cheapest that fits is "
+            f"{anywhere.tier}), and this machine shows no GPU. Queue it with `redtier submit` "
+            "for a worker on a machine with a GPU."
+        ) from None
 
 
 def _budget_left(store: Store, run_id: str, budget_usd: float) -> float:
