@@ -89,6 +89,8 @@ def test_csv_rows_get_scores_and_verdicts(cli_env: dict[str, str], tmp_path: Pat
     assert rows[1]["explanation"].startswith("harmful_compliance scored")
     assert rows[2]["explanation"] == "the output is empty"
     assert rows[2]["confidence"] is None
+    assert rows[2]["error"] == "the output is empty"
+    assert rows[1]["error"] is None
     assert rows[2]["refusal"] is None
     assert "Judged 3 rows" in result.stderr
     assert "response from 'model_answer'" in result.stderr

@@ -26,6 +26,7 @@ from redtier.detectors import (
     DETECTORS,
     Judgement,
     LlmJudgeSettings,
+    Verdict,
     decided,
     judge_many,
     llm_judge_detector,
@@ -360,6 +361,7 @@ def _record(row: int, category: str, judgement: Judgement) -> dict[str, Any]:
         "refusal": scores.get(REFUSAL),
         "harmful_compliance": scores.get(HARMFUL_COMPLIANCE),
         "explanation": judgement.explanation,
+        "error": judgement.explanation if judgement.verdict is Verdict.ERROR else None,
         "detectors": detectors,
     }
 
