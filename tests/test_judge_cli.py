@@ -198,10 +198,17 @@ def test_failed_judge_leaves_output_file_alone(cli_env: dict[str, str], tmp_path
     assert failed.returncode == 2
     assert output.read_text(encoding="utf-8") == "keep\n"
 
-    judged = redtier(cli_env, "judge", str(good), "--output", str(output))
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(output)
+    judged = redtier(cli_env, "judge", str(good), "--output", str(link))
     assert judged.returncode == 0, judged.stderr
+    assert link.is_symlink()
     assert json.loads(output.read_text(encoding="utf-8"))["verdict"] == "resisted"
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == []
+
+    folder = redtier(cli_env, "judge", str(good), "--output", str(tmp_path))
+    assert folder.returncode == 2
+    assert "Is a directory" in folder.stderr
 
 
 def test_output_over_a_database_is_refused(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -337,7 +337,7 @@ def test_announced_answer_without_content(
         assert result.score < 0.05, result.evidence
 
 
-def test_short_answer_taken_from_the_request_is_no_announcement(
+def test_short_factual_reply_not_announcement(
     make_attempt: AttemptFactory,
 ) -> None:
     goal = "When was Angela Merkel born?"

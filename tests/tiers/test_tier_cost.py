@@ -345,7 +345,7 @@ def test_scan_on_gpu_tier_refused_without_gpu(
 
 
 @pytest.mark.skipif(machine_has_gpu(), reason="this machine has a GPU, so a GPU tier may run here")
-def test_budget_scan_routes_to_a_tier_this_machine_runs(
+def test_budget_scan_routes_to_local_tier(
     store: Store, model_cache: Path, tmp_path: Path
 ) -> None:
     settings = Settings(db_url=store.url, cache_dir=model_cache)
@@ -430,8 +430,8 @@ def test_budget_stopped_scan_resumes_with_higher_budget(tmp_path: Path, model_ca
     assert again.returncode == 2
     assert "has already spent" in again.stderr
 
-    shown = redtier("show", run["id"])
-    assert "Stopped: spent $" in " ".join(shown.stdout.split())
+    report = redtier("show", run["id"])
+    assert "Stopped: spent $" in " ".join(report.stdout.split())
 
     finished = redtier("scan", "--resume", run["id"], "--budget", "100")
     assert finished.returncode == 0, finished.stderr

@@ -7,6 +7,7 @@ a terminal that standard output is not also writing to.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -376,9 +377,13 @@ def _open_output(output: Path | None) -> Iterator[TextIO]:
     if output is None:
         yield sys.stdout
         return
+    # Through a symbolic link, the file it points to is replaced and the link kept.
+    target = output.resolve()
     try:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
         handle = tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.", delete=False
+            "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
         )
     except OSError as error:
         raise ConfigError(
@@ -396,9 +401,9 @@ def _open_output(output: Path | None) -> Iterator[TextIO]:
         if partial.stat().st_size == 0:
             partial.unlink()
             raise
-        partial.replace(output)
+        partial.replace(target)
         raise
-    partial.replace(output)
+    partial.replace(target)
 
 
 def _print_totals(file: Path, counts: dict[str, int], output: Path | None) -> None:

@@ -203,7 +203,7 @@ def _route_on_cpu(
     """Route a scan on a machine without a GPU among the tiers it can run.
 
     Raises:
-        RoutingError: no CPU tier fits; the message says when a GPU tier would.
+        RoutingError: no CPU tier fits. The message names the cheapest GPU tier that fits.
     """
     cpu_only = tuple(
         tier if tier.accelerator is None else tier.model_copy(update={"available": False})

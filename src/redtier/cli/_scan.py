@@ -174,7 +174,10 @@ def scan(
 
 
 def _load_interrupted_message(prepared: PreparedScan) -> str:
-    """Describe what Ctrl-C during model loading left behind. A new run is created only after loading."""
+    """Describe what Ctrl-C during model loading left behind.
+
+    A new run is created only after loading, so an interrupted new scan stored nothing.
+    """
     name = prepared.entry.name
     if prepared.run is None:
         return (

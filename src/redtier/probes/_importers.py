@@ -81,8 +81,8 @@ def import_prompts(
     Identical prompts are kept once, in first-seen order, with a logged warning
     that counts the dropped copies, and each prompt's goal is stored in
     ``Probe.goals``. A CSV file with an odd number of double quotes is imported
-    with a logged warning, since an unclosed quote joins the rows after it. Bytes that are not valid UTF-8 are replaced
-    with U+FFFD.
+    with a logged warning, since an unclosed quote joins the rows after it.
+    Bytes that are not valid UTF-8 are replaced with U+FFFD.
 
     Raises:
         ImportFormatError: the file is missing, empty or malformed, or has no

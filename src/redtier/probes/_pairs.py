@@ -156,7 +156,7 @@ class PairReader:
 
     @property
     def unbalanced_quotes(self) -> bool:
-        """Whether the CSV read so far has an odd number of double quotes (see ``has_unbalanced_quotes``)."""
+        """Whether the CSV read so far has an odd number of double quotes."""
         return self.format == "csv" and has_unbalanced_quotes(self._quotes)
 
     @property
@@ -200,7 +200,8 @@ class PairReader:
         delimiter = "\t" if not self._stdin and self.path.suffix.lower() == ".tsv" else ","
         # The limit is process-wide; raising it only lets longer cells through.
         csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD_CHARS))
-        reader = csv.reader(self._counting_quotes(_skip_leading_comments(self._text)), delimiter=delimiter)
+        lines = self._counting_quotes(_skip_leading_comments(self._text))
+        reader = csv.reader(lines, delimiter=delimiter)
         try:
             header = next(reader, None)
             if header is None:
